@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "kiln_native",
+      "sources": ["src/kiln_native.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

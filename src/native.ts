@@ -1,0 +1,33 @@
+/**
+ * Typed access to native/ (the syscalls Node lacks). Loaded on first use so that commands
+ * which never touch layers do not pay for it. Failures throw Errors with a Node-style `.code`
+ * (errno name), `.syscall` and `.path`.
+ */
+import * as path from 'node:path';
+import { KilnError } from './errors';
+
+export interface KilnNative {
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  /** null when the attribute is absent or the filesystem has no xattrs */
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+}
+
+let cached: KilnNative | undefined;
+
+export function native(): KilnNative {
+  if (cached) return cached;
+  const file = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'kiln_native.node');
+  try {
+    cached = require(file) as KilnNative;
+  } catch (e) {
+    throw new KilnError('E_NATIVE', `cannot load kiln's native addon ${file}: ${(e as Error).message}`, {
+      hint: 'run scripts/setup.sh (or `npm ci`, which builds native/ with node-gyp)',
+      cause: e,
+    });
+  }
+  return cached;
+}

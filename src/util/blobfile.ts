@@ -1,0 +1,94 @@
+/**
+ * Writing content-addressed files safely: stream into a temp file in `tmpDir` (same filesystem
+ * as the final path), hash and count while streaming, compare with what was expected, fsync,
+ * and only then hand the verified temp file to the caller, who renames it into place (usually
+ * under a lock). On any failure the temp file is removed: nothing unverified becomes visible.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KilnError } from '../errors';
+import type { Digest } from './digest';
+
+export interface Expected {
+  digest?: Digest;
+  size?: number;
+  /** Used in error messages: "layer 2 of docker-archive:/x.tar". */
+  what?: string;
+}
+
+export interface VerifiedTemp {
+  tmpPath: string;
+  digest: Digest;
+  size: number;
+}
+
+/** A pass-through stream that hashes (sha256) and counts what flows through it. */
+export class HashCounter extends Transform {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  constructor(private readonly maxSize?: number, private readonly what = 'blob') {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.maxSize !== undefined && this.size > this.maxSize) {
+      cb(new KilnError('E_SIZE_MISMATCH', `${this.what}: more than the expected ${this.maxSize} bytes`));
+      return;
+    }
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  digest(): Digest {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+export function tempName(dir: string, prefix = 'blob'): string {
+  return path.join(dir, `${prefix}-${randomBytes(8).toString('hex')}`);
+}
+
+/** Checks a finished hash against expectations; throws E_SIZE_MISMATCH / E_DIGEST_MISMATCH. */
+export function checkExpected(got: { digest: Digest; size: number }, expected: Expected): void {
+  const what = expected.what ?? 'blob';
+  if (expected.size !== undefined && got.size !== expected.size) {
+    throw new KilnError('E_SIZE_MISMATCH', `${what}: expected ${expected.size} bytes, got ${got.size}`);
+  }
+  if (expected.digest !== undefined && got.digest !== expected.digest) {
+    throw new KilnError('E_DIGEST_MISMATCH', `${what}: digest mismatch: expected ${expected.digest}, got ${got.digest}`, {
+      hint: 'the source is corrupt or was modified; nothing was stored',
+    });
+  }
+}
+
+/** Streams `src` to a fresh temp file in tmpDir, verified and fsynced. The caller renames or removes it. */
+export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected: Expected = {}): Promise<VerifiedTemp> {
+  const tmpPath = tempName(tmpDir);
+  const counter = new HashCounter(expected.size, expected.what);
+  const fd = await fs.promises.open(tmpPath, 'wx', 0o644);
+  try {
+    await pipeline(src, counter, fd.createWriteStream({ autoClose: false }));
+    const got = { digest: counter.digest(), size: counter.size };
+    checkExpected(got, expected);
+    await fd.sync();
+    await fd.close();
+    return { tmpPath, ...got };
+  } catch (e) {
+    await fd.close().catch(() => undefined);
+    await fs.promises.rm(tmpPath, { force: true });
+    src.destroy();
+    throw e;
+  }
+}
+
+/** fsyncs a directory so that a rename inside it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fd = await fs.promises.open(dir, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
