@@ -67,19 +67,26 @@ export function checkExpected(got: { digest: Digest; size: number }, expected: E
 export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected: Expected = {}): Promise<VerifiedTemp> {
   const tmpPath = tempName(tmpDir);
   const counter = new HashCounter(expected.size, expected.what);
-  const fd = await fs.promises.open(tmpPath, 'wx', 0o644);
   try {
-    await pipeline(src, counter, fd.createWriteStream({ autoClose: false }));
+    await pipeline(src, counter, fs.createWriteStream(tmpPath, { flags: 'wx', mode: 0o644 }));
     const got = { digest: counter.digest(), size: counter.size };
     checkExpected(got, expected);
-    await fd.sync();
-    await fd.close();
+    await fsyncFile(tmpPath);
     return { tmpPath, ...got };
   } catch (e) {
-    await fd.close().catch(() => undefined);
     await fs.promises.rm(tmpPath, { force: true });
     src.destroy();
     throw e;
+  }
+}
+
+/** fsyncs a written file by path. */
+export async function fsyncFile(file: string): Promise<void> {
+  const fd = await fs.promises.open(file, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
   }
 }
 

@@ -1,0 +1,87 @@
+/** `kiln images` (and `kiln image ls`): podman's columns, -q, --digests, --no-trunc, --format. */
+import type { Command } from 'commander';
+import { handler, write } from '../output';
+import { listImages, summarize } from '../../engine/images';
+import { readConfig } from '../../engine/inspect';
+import { splitStoredName } from '../../image/reference';
+import { formatReport } from '../../format/report';
+import { humanSize, timeAgo } from '../../format/units';
+import type { EngineContext } from '../../engine/context';
+
+interface Opts {
+  all?: boolean;
+  quiet?: boolean;
+  digests?: boolean;
+  trunc: boolean;
+  heading: boolean;
+  format?: string;
+  filter: string[];
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function defineImages(cmd: Command): Command {
+  return cmd
+    .argument('[image]', 'list only images with this reference')
+    .option('-a, --all', 'Show all images (default hides intermediate images)')
+    .option('-q, --quiet', 'Display only image IDs')
+    .option('--digests', 'Show digests')
+    .option('--no-trunc', 'Do not truncate output')
+    .option('-n, --noheading', 'Do not print column headings')
+    .option('--format <format>', "Change the output format to JSON or a Go template")
+    .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect, [])
+    .action(handler(run));
+}
+
+function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheading?: boolean }): void {
+  const filters = image ? [...o.filter, `reference=${image}`] : o.filter;
+  const imgs = listImages(ctx, { filters });
+  if (o.quiet) {
+    const seen = new Set<string>();
+    for (const i of imgs) seen.add(o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`);
+    write([...seen].join('\n'));
+    return;
+  }
+  if (o.format === 'json' || o.format === '{{json .}}') {
+    const rows = imgs.map((i) => summarize(i, ctx.store.images.containersUsing(i.id).length, readConfig(ctx.store, i).config?.Labels ?? null));
+    write(o.format === 'json' ? JSON.stringify(rows, null, 4) : rows.map((r) => JSON.stringify(r)).join('\n'));
+    return;
+  }
+  const now = Date.now();
+  const rows = imgs.flatMap((i) => {
+    const names = i.names.length ? i.names : [''];
+    return names.map((n) => {
+      const { repository, tag } = n ? splitStoredName(n) : { repository: '<none>', tag: '<none>' };
+      const needsLabels = o.format?.includes('Labels');
+      return {
+        ID: o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`,
+        Id: i.id,
+        Repository: repository,
+        Tag: tag,
+        Digest: i.manifestDigest,
+        Created: timeAgo(i.created, now),
+        CreatedSince: timeAgo(i.created, now),
+        CreatedAt: new Date(i.created).toISOString(),
+        CreatedTime: new Date(i.created).toISOString(),
+        Size: humanSize(i.size),
+        VirtualSize: humanSize(i.size),
+        SharedSize: humanSize(0),
+        Containers: 0,
+        Names: i.names,
+        History: i.names,
+        Dangling: i.names.length === 0,
+        ReadOnly: false,
+        IsReadOnly: false,
+        Labels: needsLabels ? readConfig(ctx.store, i).config?.Labels ?? {} : {},
+      };
+    });
+  });
+  const defaultTable = o.digests
+    ? 'table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}'
+    : 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}';
+  write(formatReport(rows, o.format, { defaultTable, headers: { ID: 'IMAGE ID' }, noHeading: o.heading === false || o.noheading === true }));
+}
+
+export function register(program: Command): void {
+  defineImages(program.command('images').description('List images in local storage'));
+}

@@ -1,0 +1,25 @@
+/** `kiln inspect [--format F] IMAGE...`: podman's JSON array, or one template line per image. */
+import type { Command } from 'commander';
+import { handler, write } from '../output';
+import { inspectImage } from '../../engine/inspect';
+import { formatOne } from '../../format/report';
+import { KilnError } from '../../errors';
+
+export function defineInspect(cmd: Command): Command {
+  return cmd
+    .argument('<images...>', 'images to inspect')
+    .option('-f, --format <format>', "Format the output to a Go template or json")
+    .option('-t, --type <type>', 'Specify inspect-object type (image)', 'image')
+    .action(
+      handler((ctx, images: string[], o: { format?: string; type: string }) => {
+        if (o.type !== 'image' && o.type !== 'all') throw new KilnError('E_INVALID_ARGUMENT', `--type ${o.type}: only "image" is supported`);
+        const data = images.map((i) => inspectImage(ctx, i));
+        if (!o.format || o.format === 'json') write(JSON.stringify(data, null, 4));
+        else write(data.map((d) => formatOne(d, o.format!)).join('\n'));
+      }),
+    );
+}
+
+export function register(program: Command): void {
+  defineInspect(program.command('inspect').description('Display the configuration of an image'));
+}

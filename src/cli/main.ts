@@ -1,0 +1,93 @@
+/**
+ * kiln's command line. Start-up cost matters (`kiln --version` must stay within 2x of
+ * `node -e 0`), so only the module of the command being run is loaded; the others appear in
+ * --help from the summaries below. Exit codes follow podman: 0 ok, 125 engine error (bad flags
+ * included), 126 cannot invoke, 127 not found; some commands define their own (rmi, image exists).
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version';
+import { fail, EXIT } from './output';
+
+interface Entry {
+  summary: string;
+  /** module under ./commands exporting `register(program)`; undefined = group defined inline */
+  module: string;
+}
+
+const COMMANDS: Record<string, Entry> = {
+  images: { summary: 'List images in local storage', module: 'images' },
+  image: { summary: 'Manage images (exists, ls, rm, tag, untag, inspect, history, save, load, import, push)', module: 'image' },
+  import: { summary: 'Import a tarball to create a filesystem image', module: 'import' },
+  inspect: { summary: 'Display the configuration of an image', module: 'inspect' },
+  tag: { summary: 'Add an additional name to a local image', module: 'tag' },
+  untag: { summary: 'Remove a name from a local image', module: 'tag' },
+  rmi: { summary: 'Remove one or more images from local storage', module: 'rmi' },
+  history: { summary: 'Show history of a specified image', module: 'history' },
+  save: { summary: 'Save image(s) to an archive', module: 'save' },
+  load: { summary: 'Load image(s) from a tar archive', module: 'load' },
+  push: { summary: 'Push an image to a specified destination', module: 'push' },
+  info: { summary: 'Display kiln system information', module: 'info' },
+  version: { summary: 'Display the kiln version information', module: 'version' },
+  system: { summary: 'Manage kiln (check, repair)', module: 'system' },
+};
+
+export type Register = (program: Command) => void;
+
+function findCommand(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--root' || a === '--runroot' || a === '--log-level') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return a;
+  }
+  return undefined;
+}
+
+export function buildProgram(argv: string[]): Command {
+  const program = new Command('kiln')
+    .description('Daemonless container build and image-pipeline engine')
+    .version(`kiln version ${VERSION}`, '-v, --version', 'Version for kiln')
+    .option('--root <dir>', 'Path to the root directory in which data, including images, is stored (env KILN_ROOT)')
+    .option('--runroot <dir>', 'Path to the run directory where all state information is stored (env KILN_RUNROOT)')
+    .option('--log-level <level>', 'Log messages above specified level (debug, info, warn, error)', 'warn')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.replace(/^error: unknown option '([^']*)'/, 'Error: unknown flag: $1').replace(/^error: /, 'Error: ')),
+    });
+  const wanted = findCommand(argv);
+  for (const [name, e] of Object.entries(COMMANDS)) {
+    if (name === wanted) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const mod = require(`./commands/${e.module}`) as Record<string, Register>;
+      const reg = mod[`register_${name}`] ?? mod.register;
+      if (!reg) throw new Error(`command module ${e.module} has no register function for ${name}`);
+      reg(program);
+    } else {
+      program.command(name).description(e.summary).allowUnknownOption().allowExcessArguments()
+        .action(() => undefined);
+    }
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram(argv);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+      if (e.code === 'commander.unknownCommand') process.exit(EXIT.engine);
+      process.exit(e.exitCode === 0 ? 0 : EXIT.engine);
+    }
+    fail(e);
+  }
+}
+
+if (require.main === module || require.main?.filename.endsWith('/bin/kiln')) {
+  void main(process.argv.slice(2));
+}

@@ -1,0 +1,79 @@
+/**
+ * `kiln rmi`: podman's rules. Removing by a name of an image that has other names only untags
+ * that name; removing by ID an image with several names needs --force; an image used by a
+ * container needs --force. Errors per image are collected so that the others are still removed;
+ * the exit code follows podman (1 unknown image, 2 in use, 125 other).
+ */
+import { KilnError, asKilnError } from '../errors';
+import { hasExplicitDomain, normalizeName } from '../image/reference';
+import type { EngineContext } from './context';
+
+export interface RmiOptions {
+  force?: boolean;
+  all?: boolean;
+  /** like podman's --ignore: unknown images are not an error */
+  ignore?: boolean;
+}
+
+export interface RmiReport {
+  untagged: string[];
+  deleted: string[];
+  errors: KilnError[];
+}
+
+const ID_LIKE = /^(sha256:)?[a-f0-9]{3,64}$/;
+
+export async function removeImages(ctx: EngineContext, refs: string[], opts: RmiOptions = {}): Promise<RmiReport> {
+  const store = ctx.store;
+  const report: RmiReport = { untagged: [], deleted: [], errors: [] };
+  const targets = opts.all ? store.images.list().map((i) => i.id) : refs;
+  for (const ref of targets) {
+    try {
+      const img = store.images.find(ref);
+      if (!img) {
+        if (!opts.ignore) report.errors.push(new KilnError('E_IMAGE_UNKNOWN', `${ref}: image not known`));
+        continue;
+      }
+      const byID = opts.all || (ID_LIKE.test(ref) && img.id.startsWith(ref.replace(/^sha256:/, '')) && !img.names.includes(safeNormalize(ref)));
+      if (!byID && img.names.length > 1) {
+        const name = img.names.find((n) => n === safeNormalize(ref)) ?? matchShort(img.names, ref);
+        if (name !== undefined) {
+          store.images.removeName(img.id, name);
+          report.untagged.push(name);
+          continue;
+        }
+      }
+      if (byID && img.names.length > 1 && !opts.force && !opts.all) {
+        throw new KilnError('E_IMAGE_IN_USE', `unable to delete image ${img.id} by ID with more than one tag (${img.names.join(', ')}): please force removal`);
+      }
+      const removed = await store.images.remove(img.id, !!opts.force);
+      report.untagged.push(...removed.untagged);
+      report.deleted.push(removed.id);
+    } catch (e) {
+      report.errors.push(asKilnError(e));
+    }
+  }
+  return report;
+}
+
+function safeNormalize(ref: string): string {
+  try {
+    return normalizeName(ref);
+  } catch {
+    return ref;
+  }
+}
+
+function matchShort(names: string[], ref: string): string | undefined {
+  if (hasExplicitDomain(ref)) return undefined;
+  const suffix = `/${ref.includes(':') ? ref : `${ref}:latest`}`;
+  return names.find((n) => n.endsWith(suffix));
+}
+
+/** podman's rmi exit code for a set of errors. */
+export function rmiExitCode(errors: KilnError[]): number {
+  if (errors.length === 0) return 0;
+  if (errors.every((e) => e.code === 'E_IMAGE_UNKNOWN')) return 1;
+  if (errors.some((e) => e.code === 'E_IMAGE_IN_USE')) return 2;
+  return 125;
+}

@@ -1,0 +1,133 @@
+/**
+ * save, load and push: moving images between the store and the file transports through the
+ * one copy pipeline (transports/copy.ts). Each destination is committed only after every image
+ * was copied, and aborted (leaving nothing) on any error.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { KilnError } from '../errors';
+import { normalizeName, hasExplicitDomain } from '../image/reference';
+import type { ImageRecord } from '../store/images';
+import { copyImage } from '../transports/copy';
+import { parseImageReference } from '../transports/parse';
+import { StorageReference } from '../transports/storage';
+import { TarArchive } from '../transports/tarutil';
+import type { ImageDestination, ImageReference } from '../transports/types';
+import type { EngineContext } from './context';
+
+export type SaveFormat = 'docker-archive' | 'oci-archive' | 'oci-dir' | 'docker-dir';
+
+const SAVE_PREFIX: Record<SaveFormat, string> = { 'docker-archive': 'docker-archive:', 'oci-archive': 'oci-archive:', 'oci-dir': 'oci:', 'docker-dir': 'dir:' };
+
+export interface SaveOptions {
+  images: string[];
+  format: SaveFormat;
+  output: string;
+}
+
+/** The name a user's reference picked out of an image's names (none when given by ID). */
+function nameFor(img: ImageRecord, ref: string): string[] {
+  let n: string | undefined;
+  try {
+    n = normalizeName(ref);
+  } catch {
+    return [];
+  }
+  if (img.names.includes(n)) return [n];
+  if (!hasExplicitDomain(ref)) {
+    const suffix = `/${ref.includes(':') ? ref : `${ref}:latest`}`;
+    const m = img.names.find((x) => x.endsWith(suffix));
+    if (m) return [m];
+  }
+  return [];
+}
+
+function localRef(ctx: EngineContext) {
+  return { localStore: (name: string) => StorageReference.named(ctx.store, name) };
+}
+
+async function copyAll(ctx: EngineContext, imgs: { img: ImageRecord; names: string[] }[], dest: ImageDestination, destName: string): Promise<void> {
+  try {
+    const src = await StorageReference.forImages(ctx.store, imgs.map((i) => i.img)).newSource();
+    try {
+      const sources = await src.images();
+      for (const [i, s] of sources.entries()) await copyImage(s, dest, imgs[i]!.names, `${imgs[i]!.names[0] ?? imgs[i]!.img.id.slice(0, 12)} → ${destName}`);
+    } finally {
+      await src.close();
+    }
+    await dest.commit();
+  } catch (e) {
+    await dest.abort().catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function saveImages(ctx: EngineContext, opts: SaveOptions): Promise<void> {
+  if (opts.images.length === 0) throw new KilnError('E_INVALID_ARGUMENT', 'save: at least one image must be given');
+  if (opts.format === 'docker-dir' && opts.images.length > 1) throw new KilnError('E_INVALID_ARGUMENT', 'save: --format docker-dir holds one image only');
+  const imgs = opts.images.map((r) => {
+    const img = ctx.store.images.resolve(r);
+    return { img, names: nameFor(img, r) };
+  });
+  const destRef = parseImageReference(`${SAVE_PREFIX[opts.format]}${opts.output}`, {});
+  await copyAll(ctx, imgs, await destRef.newDestination(), destRef.toString());
+}
+
+export interface PushOptions {
+  image: string;
+  destination: string;
+}
+
+export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<void> {
+  const img = ctx.store.images.resolve(opts.image);
+  const destRef = parseImageReference(opts.destination, {});
+  if (destRef.transport === 'kiln-storage') throw new KilnError('E_INVALID_ARGUMENT', `push: ${opts.destination} names the local store; use \`kiln tag\``);
+  await copyAll(ctx, [{ img, names: nameFor(img, opts.image) }], await destRef.newDestination(), destRef.toString());
+}
+
+/** Picks the transport for `kiln load -i PATH` by looking at what PATH holds. */
+export async function detectArchive(p: string): Promise<string> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch (e) {
+    throw new KilnError('E_INVALID_ARGUMENT', `load: cannot read ${p}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  if (st.isDirectory()) {
+    if (fs.existsSync(path.join(p, 'oci-layout'))) return `oci:${p}`;
+    if (fs.existsSync(path.join(p, 'version')) && fs.existsSync(path.join(p, 'manifest.json'))) return `dir:${p}`;
+    throw new KilnError('E_BAD_ARCHIVE', `load: directory ${p} is neither an OCI layout (no oci-layout file) nor a dir: image (no version file)`);
+  }
+  const tar = await TarArchive.open(p, p);
+  try {
+    if (tar.lookup('oci-layout')) return `oci-archive:${p}`;
+    if (tar.lookup('manifest.json')) return `docker-archive:${p}`;
+  } finally {
+    await tar.close();
+  }
+  throw new KilnError('E_BAD_ARCHIVE', `load: ${p} is neither an OCI archive (no oci-layout member) nor a docker archive (no manifest.json member)`);
+}
+
+export interface LoadOptions {
+  /** archive file or directory; '-' is handled by the CLI (stdin is spooled to a temp file) */
+  input: string;
+}
+
+/** Loads every image of an archive; returns them with the names they were stored under. */
+export async function loadImages(ctx: EngineContext, opts: LoadOptions): Promise<ImageRecord[]> {
+  const ref: ImageReference = parseImageReference(await detectArchive(opts.input), localRef(ctx));
+  const src = await ref.newSource();
+  const dest = await StorageReference.anyNames(ctx.store).newDestination();
+  try {
+    const imgs = await src.images();
+    if (imgs.length === 0) throw new KilnError('E_BAD_ARCHIVE', `load: ${opts.input} holds no image`);
+    for (const [i, img] of imgs.entries()) await copyImage(img, dest, img.names, `image ${i + 1} of ${ref.toString()}`);
+    await dest.commit();
+    return dest.stored;
+  } catch (e) {
+    await dest.abort().catch(() => undefined);
+    throw e;
+  } finally {
+    await src.close();
+  }
+}

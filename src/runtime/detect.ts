@@ -1,0 +1,52 @@
+/**
+ * What the host offers for running containers: the cgroup mode and which OCI runtime kiln
+ * uses. crun is preferred; Debian's crun 1.8 refuses hybrid cgroups ("cgroups in hybrid mode
+ * not supported"), so on a hybrid host kiln picks runc. KILN_RUNTIME overrides the choice.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type CgroupMode = 'v2' | 'hybrid' | 'v1' | 'unknown';
+
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+export function cgroupMode(root = '/sys/fs/cgroup'): CgroupMode {
+  try {
+    if (fs.statfsSync(root).type === CGROUP2_SUPER_MAGIC) return 'v2';
+    const unified = path.join(root, 'unified');
+    if (fs.existsSync(unified) && fs.statfsSync(unified).type === CGROUP2_SUPER_MAGIC) return 'hybrid';
+    return 'v1';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function findExecutable(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export interface RuntimeChoice {
+  name: 'crun' | 'runc' | string;
+  path: string | undefined;
+  reason: string;
+}
+
+export function chooseRuntime(mode: CgroupMode = cgroupMode()): RuntimeChoice {
+  const forced = process.env.KILN_RUNTIME;
+  if (forced) return { name: path.basename(forced), path: forced.includes('/') ? forced : findExecutable(forced), reason: 'set by KILN_RUNTIME' };
+  const crun = findExecutable('crun');
+  const runc = findExecutable('runc');
+  if (mode === 'hybrid' && runc) return { name: 'runc', path: runc, reason: 'crun does not support hybrid cgroups; using runc' };
+  if (crun) return { name: 'crun', path: crun, reason: 'preferred runtime' };
+  if (runc) return { name: 'runc', path: runc, reason: 'crun not found' };
+  return { name: 'none', path: undefined, reason: 'neither crun nor runc is installed (apt-get install crun runc)' };
+}

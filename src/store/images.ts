@@ -1,0 +1,241 @@
+/**
+ * Image records: an image is its config digest (id), the exact manifest it came with, its
+ * layer chain and the blobs it needs, plus names. A name belongs to at most one image: giving
+ * it to another image moves it (podman's tag semantics). Removal deletes the record and then
+ * garbage-collects the layers and blobs nothing else holds (see store.ts for the rules).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { KilnError } from '../errors';
+import type { Digest } from '../util/digest';
+import { hasExplicitDomain, parseName, formatName, repository } from '../image/reference';
+import type { Store } from './store';
+
+export interface ImageRecord {
+  id: string;
+  manifestDigest: Digest;
+  manifestMediaType: string;
+  configDigest: Digest;
+  topLayer: string | null;
+  size: number;
+  created: number;
+  added: number;
+  names: string[];
+}
+
+export interface NewImage {
+  id: string;
+  manifestDigest: Digest;
+  manifestMediaType: string;
+  configDigest: Digest;
+  layers: string[];
+  blobs: Digest[];
+  size: number;
+  created: number;
+  names: string[];
+}
+
+export interface RemovedImage {
+  id: string;
+  untagged: string[];
+  deleted: boolean;
+  layers: string[];
+  blobs: Digest[];
+}
+
+type Row = Omit<ImageRecord, 'names'> & { names: string | null };
+
+const SELECT = `SELECT i.id, i.manifest_digest AS manifestDigest, i.manifest_media_type AS manifestMediaType,
+  i.config_digest AS configDigest, i.top_layer AS topLayer, i.size, i.created, i.added,
+  (SELECT group_concat(name, char(10)) FROM (SELECT name FROM image_names n WHERE n.image_id = i.id ORDER BY seq)) AS names
+  FROM images i`;
+
+function fromRow(r: Row): ImageRecord {
+  return { ...r, names: r.names ? r.names.split('\n') : [] };
+}
+
+const FULL_ID = /^(?:sha256:)?([a-f0-9]{64})$/;
+const ID_PREFIX = /^[a-f0-9]{3,63}$/;
+
+export class ImageStore {
+  constructor(private readonly store: Store) {}
+
+  /** All images, most recently created first (podman's order). */
+  list(): ImageRecord[] {
+    return (this.store.db.prepare(`${SELECT} ORDER BY i.created DESC, i.id`).all() as Row[]).map(fromRow);
+  }
+
+  get(id: string): ImageRecord | undefined {
+    const r = this.store.db.prepare(`${SELECT} WHERE i.id = ?`).get(id) as Row | undefined;
+    return r && fromRow(r);
+  }
+
+  /** Looks an image up the way podman does; undefined when nothing matches. */
+  find(ref: string): ImageRecord | undefined {
+    const full = FULL_ID.exec(ref);
+    if (full) return this.get(full[1]!);
+    const db = this.store.db;
+    let parsed;
+    try {
+      parsed = parseName(ref);
+    } catch (e) {
+      if (ID_PREFIX.test(ref)) return this.byPrefix(ref);
+      throw e;
+    }
+    if (parsed.digest !== undefined) {
+      const rows = db
+        .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id WHERE i.manifest_digest = ? AND (n.name LIKE ? || ':%' OR n.name = ?)`)
+        .all(parsed.digest, repository(parsed), repository(parsed)) as { id: string }[];
+      const explicit = rows[0] ?? (hasExplicitDomain(ref) ? undefined : this.shortDigestMatch(parsed.path, parsed.digest));
+      return explicit && this.get(explicit.id);
+    }
+    const exact = db.prepare('SELECT image_id AS id FROM image_names WHERE name = ?').get(formatName(parsed)) as { id: string } | undefined;
+    if (exact) return this.get(exact.id);
+    if (!hasExplicitDomain(ref)) {
+      const suffix = `/${parsed.path}:${parsed.tag ?? 'latest'}`;
+      const m = db
+        .prepare(`SELECT image_id AS id FROM image_names WHERE substr(name, -length(?)) = ? ORDER BY seq LIMIT 1`)
+        .get(suffix, suffix) as { id: string } | undefined;
+      if (m) return this.get(m.id);
+    }
+    if (ID_PREFIX.test(ref)) return this.byPrefix(ref);
+    return undefined;
+  }
+
+  /** find() or E_IMAGE_UNKNOWN with podman's wording ("<ref>: image not known"). */
+  resolve(ref: string): ImageRecord {
+    const img = this.find(ref);
+    if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${ref}: image not known`);
+    return img;
+  }
+
+  private byPrefix(prefix: string): ImageRecord | undefined {
+    const rows = this.store.db.prepare('SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2').all(prefix, `${prefix}g`) as { id: string }[];
+    if (rows.length > 1) {
+      throw new KilnError('E_INVALID_REFERENCE', `image ID prefix ${prefix} is ambiguous: it matches more than one image`, { hint: 'give more digits of the ID' });
+    }
+    return rows[0] && this.get(rows[0].id);
+  }
+
+  private shortDigestMatch(p: string, digest: string): { id: string } | undefined {
+    return this.store.db
+      .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id WHERE i.manifest_digest = ? AND n.name LIKE ?`)
+      .get(digest, `%/${p}:%`) as { id: string } | undefined;
+  }
+
+  /** Ordered layer ids, bottom first. */
+  layerIDs(id: string): string[] {
+    return (this.store.db.prepare('SELECT layer_id AS l FROM image_layers WHERE image_id = ? ORDER BY idx').all(id) as { l: string }[]).map((r) => r.l);
+  }
+
+  /**
+   * Records an image whose layers and blobs the caller's lease holds (so they cannot vanish
+   * before this transaction); adds names if it already exists.
+   * Names move from any other image. Returns whether the image is new.
+   */
+  create(img: NewImage): { image: ImageRecord; isNew: boolean } {
+    const db = this.store.db;
+    const isNew = this.store.writeTx(() => {
+      for (const l of img.layers) if (!this.store.layers.get(l)) throw new KilnError('E_LAYER_UNKNOWN', `layer ${l} of image ${img.id} vanished from the store`);
+      for (const b of img.blobs) if (!this.store.blobs.has(b)) throw new KilnError('E_BLOB_UNKNOWN', `blob ${b} of image ${img.id} vanished from the store`);
+      const exists = db.prepare('SELECT 1 FROM images WHERE id = ?').get(img.id) !== undefined;
+      if (!exists) {
+        db.prepare(
+          `INSERT INTO images (id, manifest_digest, manifest_media_type, config_digest, top_layer, size, created, added)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(img.id, img.manifestDigest, img.manifestMediaType, img.configDigest, img.layers[img.layers.length - 1] ?? null, img.size, img.created, Date.now());
+        const insL = db.prepare('INSERT INTO image_layers (image_id, idx, layer_id) VALUES (?, ?, ?)');
+        img.layers.forEach((l, i) => insL.run(img.id, i, l));
+        const insB = db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
+        for (const b of img.blobs) insB.run(img.id, b);
+      }
+      for (const n of img.names) this.setNameTx(img.id, n);
+      return !exists;
+    });
+    return { image: this.get(img.id)!, isNew };
+  }
+
+  /** Gives `name` (already normalised) to image `id`, taking it from any other image. */
+  addName(id: string, name: string): void {
+    this.store.writeTx(() => {
+      if (!this.get(id)) throw new KilnError('E_IMAGE_UNKNOWN', `${id}: image not known`);
+      this.setNameTx(id, name);
+    });
+  }
+
+  private setNameTx(id: string, name: string): void {
+    const db = this.store.db;
+    const cur = db.prepare('SELECT image_id AS id FROM image_names WHERE name = ?').get(name) as { id: string } | undefined;
+    if (cur?.id === id) return;
+    if (cur) db.prepare('DELETE FROM image_names WHERE name = ?').run(name);
+    const seq = (db.prepare('SELECT coalesce(max(seq), 0) + 1 AS s FROM image_names').get() as { s: number }).s;
+    db.prepare('INSERT INTO image_names (name, image_id, seq) VALUES (?, ?, ?)').run(name, id, seq);
+  }
+
+  /** Removes a name; false if the image did not have it. */
+  removeName(id: string, name: string): boolean {
+    return this.store.writeTx(() => this.store.db.prepare('DELETE FROM image_names WHERE name = ? AND image_id = ?').run(name, id).changes > 0);
+  }
+
+  /** Containers using the image (their ids). */
+  containersUsing(id: string): string[] {
+    return (this.store.db.prepare('SELECT id FROM containers WHERE image_id = ?').all(id) as { id: string }[]).map((r) => r.id);
+  }
+
+  /**
+   * Deletes the image record (all names) and garbage-collects its layers and blobs that nothing
+   * else holds; files are removed after the transaction commits. Refuses if a container uses it
+   * unless `force` (which also deletes those container records).
+   */
+  async remove(id: string, force: boolean): Promise<RemovedImage> {
+    const result = this.store.writeTx(() => {
+      const img = this.get(id);
+      if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${id}: image not known`);
+      const users = this.containersUsing(id);
+      if (users.length > 0 && !force) {
+        throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is in use by container(s) ${users.map((c) => c.slice(0, 12)).join(', ')}`, {
+          hint: 'remove the containers first, or use --force',
+        });
+      }
+      const db = this.store.db;
+      const layers = this.layerIDs(id).reverse();
+      const blobs = (db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: Digest }[]).map((r) => r.digest);
+      if (users.length > 0) db.prepare('DELETE FROM containers WHERE image_id = ?').run(id);
+      db.prepare('DELETE FROM images WHERE id = ?').run(id);
+      const gone = this.collectTx(layers, blobs);
+      return { id, untagged: img.names, deleted: true, ...gone };
+    });
+    await this.store.emptyTrash();
+    return result;
+  }
+
+  /** Inside writeTx: deletes the candidate layers (top first) and blobs nothing holds. */
+  collectTx(layerCandidates: string[], blobCandidates: Digest[]): { layers: string[]; blobs: Digest[] } {
+    const db = this.store.db;
+    const layerHeld = db.prepare(
+      `SELECT EXISTS(SELECT 1 FROM image_layers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM layers WHERE parent = @id)
+        OR EXISTS(SELECT 1 FROM containers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = @id)
+        OR (SELECT mount_count FROM layers WHERE id = @id) > 0 AS held`,
+    );
+    const blobHeld = db.prepare(
+      `SELECT EXISTS(SELECT 1 FROM image_blobs WHERE digest = @d) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = @d) AS held`,
+    );
+    const removedLayers: string[] = [];
+    for (const l of layerCandidates) {
+      const rec = this.store.layers.get(l);
+      if (!rec || (layerHeld.get({ id: l }) as { held: number }).held) continue;
+      db.prepare('DELETE FROM layers WHERE id = ?').run(l);
+      this.store.trash(this.store.layers.dir(l));
+      fs.rmSync(path.join(this.store.paths.links, rec.link), { force: true });
+      removedLayers.push(l);
+    }
+    const removedBlobs: Digest[] = [];
+    for (const b of new Set(blobCandidates)) {
+      if ((blobHeld.get({ d: b }) as { held: number }).held || !this.store.blobs.has(b)) continue;
+      db.prepare('DELETE FROM blobs WHERE digest = ?').run(b);
+      this.store.trash(this.store.blobs.path(b));
+      removedBlobs.push(b);
+    }
+    return { layers: removedLayers, blobs: removedBlobs };
+  }
+}

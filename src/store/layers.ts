@@ -1,0 +1,196 @@
+/**
+ * Layers: each one extracted into its own layers/<id>/diff (an overlay lowerdir; whiteouts
+ * already translated to overlay form), id = the layer's chainID hex, so the same content on the
+ * same parent chain is stored once. l/<link> is a short symlink to the diff dir so that overlay
+ * mount options stay under the page-size limit with many layers (as containers/storage does).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import { KilnError } from '../errors';
+import { sha256, type Digest } from '../util/digest';
+import { HashCounter, checkExpected, tempName } from '../util/blobfile';
+import { applyLayerTar } from '../layer/apply';
+import { decompressStream } from '../layer/decompress';
+import { MT } from '../image/oci';
+import type { Store } from './store';
+import type { Lease } from './lease';
+import type { BlobRecord } from './blobs';
+
+export interface LayerRecord {
+  id: string;
+  parent: string | null;
+  diffID: Digest;
+  blobDigest: Digest | null;
+  compressedSize: number | null;
+  uncompressedSize: number;
+  link: string;
+  mountCount: number;
+  created: number;
+}
+
+const COLS = `id, parent, diff_id AS diffID, blob_digest AS blobDigest, compressed_size AS compressedSize,
+  uncompressed_size AS uncompressedSize, link, mount_count AS mountCount, created`;
+
+/** The chainID hex of a layer with `diffID` on top of the layer `parent` (a chainID hex). */
+export function layerID(parent: string | null, diffID: Digest): string {
+  return (parent === null ? diffID : sha256(`sha256:${parent} ${diffID}`)).slice(7);
+}
+
+function newLink(): string {
+  // 26 chars of [A-Z2-7], like containers/storage's short links.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  return Array.from(randomBytes(26), (b) => alphabet[b & 31]).join('');
+}
+
+export class LayerStore {
+  constructor(private readonly store: Store) {}
+
+  get(id: string): LayerRecord | undefined {
+    return this.store.db.prepare(`SELECT ${COLS} FROM layers WHERE id = ?`).get(id) as LayerRecord | undefined;
+  }
+
+  require(id: string): LayerRecord {
+    const l = this.get(id);
+    if (!l) throw new KilnError('E_LAYER_UNKNOWN', `layer ${id} is not in the store ${this.store.paths.root}`);
+    return l;
+  }
+
+  list(): LayerRecord[] {
+    return this.store.db.prepare(`SELECT ${COLS} FROM layers`).all() as LayerRecord[];
+  }
+
+  dir(id: string): string {
+    return path.join(this.store.paths.layers, id);
+  }
+
+  diffDir(id: string): string {
+    return path.join(this.store.paths.layers, id, 'diff');
+  }
+
+  /** Lower dirs for an overlay mount of `id`, topmost first, as short l/<link> paths relative to root. */
+  lowerChain(id: string): string[] {
+    const out: string[] = [];
+    for (let cur: string | null = id; cur !== null; ) {
+      const l = this.require(cur);
+      out.push(`l/${l.link}`);
+      cur = l.parent;
+    }
+    return out;
+  }
+
+  /**
+   * Extracts the stored blob `blobDigest` (any supported compression) as a layer on `parent`,
+   * verifying that its uncompressed digest is `diffID`. Returns the existing layer if the store
+   * already has it. The lease holds the layer.
+   */
+  async createFromBlob(blob: BlobRecord, diffID: Digest, parent: string | null, lease: Lease, what: string): Promise<LayerRecord> {
+    const id = layerID(parent, diffID);
+    const existing = this.holdIfPresent(id, lease);
+    if (existing) return existing;
+    const tmp = this.store.tempDir('layer');
+    try {
+      const diff = path.join(tmp, 'diff');
+      fs.mkdirSync(diff);
+      const tar = await decompressStream(this.store.blobs.openRead(blob.digest));
+      const counter = new HashCounter();
+      const applied = applyLayerTar(counter, diff, { what });
+      await Promise.all([pipeline(tar, counter), applied]);
+      checkExpected({ digest: counter.digest(), size: counter.size }, { digest: diffID, what: `${what} (uncompressed)` });
+      return this.commit(tmp, { id, parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: counter.size }, lease);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * One pass over a layer tar (plain or compressed): extracts it on `parent`, computes its
+   * diffID, and stores it as a blob — gzip-compressed when `compress` is 'gzip', else as plain
+   * tar. Used by import (and build), where no blob exists yet.
+   */
+  async ingestTar(src: Readable, parent: string | null, compress: 'gzip' | 'none', lease: Lease, what: string): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+    const tmp = this.store.tempDir('layer');
+    try {
+      const diff = path.join(tmp, 'diff');
+      fs.mkdirSync(diff);
+      const tar = await decompressStream(src);
+      const diffCounter = new HashCounter();
+      const toApply = new PassThrough({ highWaterMark: 1 << 20 });
+      const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
+      const blobCounter = new HashCounter();
+      const blobTmp = tempName(this.store.workDir());
+      const out = fs.createWriteStream(blobTmp, { flags: 'wx' });
+      const blobDone = compress === 'gzip' ? pipeline(toBlob, createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
+      const applied = applyLayerTar(toApply, diff, { what });
+      const fanOut = pipeline(tar, diffCounter, async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const c of chunks) {
+          const a = toApply.write(c);
+          const b = toBlob.write(c);
+          if (!a) await new Promise((r) => toApply.once('drain', r));
+          if (!b) await new Promise((r) => toBlob.once('drain', r));
+        }
+        toApply.end();
+        toBlob.end();
+      });
+      try {
+        await Promise.all([fanOut, applied, blobDone]);
+      } catch (e) {
+        toApply.destroy();
+        toBlob.destroy();
+        fs.rmSync(blobTmp, { force: true });
+        throw e;
+      }
+      const fd = fs.openSync(blobTmp, 'r');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      const mediaType = compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer;
+      const blob = this.store.blobs.commitTemp(blobTmp, blobCounter.digest(), blobCounter.size, lease, mediaType);
+      const diffID = diffCounter.digest();
+      const id = layerID(parent, diffID);
+      const existing = this.holdIfPresent(id, lease);
+      if (existing) return { layer: existing, blob };
+      const layer = this.commit(tmp, { id, parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: diffCounter.size }, lease);
+      return { layer, blob };
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  private holdIfPresent(id: string, lease: Lease): LayerRecord | undefined {
+    return this.store.writeTx(() => {
+      const l = this.get(id);
+      if (l) lease.hold('layer', id);
+      return l;
+    });
+  }
+
+  /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
+  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'mountCount' | 'created'>, lease: Lease): LayerRecord {
+    return this.store.writeTx(() => {
+      const existing = this.get(rec.id);
+      if (existing) {
+        lease.hold('layer', rec.id);
+        return existing;
+      }
+      if (rec.parent !== null && !this.get(rec.parent)) {
+        throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
+      }
+      const link = newLink();
+      fs.writeFileSync(path.join(tmp, 'link'), link);
+      fs.renameSync(tmp, this.dir(rec.id));
+      fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link));
+      const full: LayerRecord = { ...rec, link, mountCount: 0, created: Date.now() };
+      this.store.db
+        .prepare(
+          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, mount_count, created)
+           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, 0, @created)`,
+        )
+        .run(full);
+      lease.hold('layer', rec.id);
+      return full;
+    });
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Consistency of records and files after crashes. check() only reads; repair() must run inside
+ * a write transaction (Store.recoverDebris does that) and:
+ *   - drops leases of dead processes,
+ *   - moves into the trash blob files and layer dirs that have no record (renamed into place by
+ *     a process killed before its transaction committed), and short links to no layer,
+ *   - garbage-collects layers and blobs that nothing holds any more (written under a lease
+ *     whose process died before tying them to an image),
+ *   - returns dead processes' tmp/<owner>/ dirs for removal after commit (trashed files are
+ *     removed by the caller's emptyTrash).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ownerAlive, selfOwner } from '../util/proc';
+import type { Digest } from '../util/digest';
+import type { Store } from './store';
+
+export interface RepairReport {
+  deadOwners: string[];
+  orphanBlobs: string[];
+  orphanLayers: string[];
+  orphanLinks: string[];
+  collectedLayers: string[];
+  collectedBlobs: string[];
+  /** paths to delete once the transaction has committed */
+  removePaths: string[];
+}
+
+export interface CheckReport {
+  /** records and files that disagree: each line names the record or file */
+  problems: string[];
+  /** leftovers of killed processes that a repair would remove */
+  debris: string[];
+}
+
+function readdirOr(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Whether a dead process left a work dir behind (cheap: one readdir). */
+export function hasDebris(store: Store): boolean {
+  return readdirOr(store.paths.tmp).some((o) => !ownerAlive(o));
+}
+
+export function repair(store: Store): RepairReport {
+  const db = store.db;
+  const report: RepairReport = { deadOwners: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
+  for (const o of readdirOr(store.paths.tmp)) {
+    if (o === selfOwner() || ownerAlive(o)) continue;
+    report.deadOwners.push(o);
+    report.removePaths.push(path.join(store.paths.tmp, o));
+  }
+  const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
+  for (const l of leases) if (!ownerAlive(l.owner)) db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
+
+  const blobRecs = new Set((db.prepare('SELECT digest FROM blobs').all() as { digest: string }[]).map((r) => r.digest.slice(7)));
+  for (const f of readdirOr(store.paths.blobs)) {
+    if (blobRecs.has(f)) continue;
+    report.orphanBlobs.push(f);
+    store.trash(path.join(store.paths.blobs, f));
+  }
+  const layerRecs = new Map((db.prepare('SELECT id, link FROM layers').all() as { id: string; link: string }[]).map((r) => [r.id, r.link]));
+  for (const d of readdirOr(store.paths.layers)) {
+    if (layerRecs.has(d)) continue;
+    report.orphanLayers.push(d);
+    store.trash(path.join(store.paths.layers, d));
+  }
+  const links = new Set(layerRecs.values());
+  for (const l of readdirOr(store.paths.links)) {
+    if (links.has(l)) continue;
+    report.orphanLinks.push(l);
+    fs.rmSync(path.join(store.paths.links, l), { force: true });
+  }
+
+  // Unheld layers, to a fixpoint (removing a child can free its parent).
+  for (;;) {
+    const free = (db.prepare(`SELECT id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE layer_id = l.id)
+      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id) AND NOT EXISTS (SELECT 1 FROM containers WHERE layer_id = l.id)
+      AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id) AND mount_count = 0`).all() as { id: string }[]).map((r) => r.id);
+    if (free.length === 0) break;
+    report.collectedLayers.push(...store.images.collectTx(free, []).layers);
+  }
+  const freeBlobs = (db.prepare(`SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = b.digest)
+    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = b.digest)`).all() as { digest: Digest }[]).map((r) => r.digest);
+  report.collectedBlobs.push(...store.images.collectTx([], freeBlobs).blobs);
+  return report;
+}
+
+/** Reads the whole store and reports disagreements between records and files. */
+export function check(store: Store): CheckReport {
+  const db = store.db;
+  const problems: string[] = [];
+  const debris: string[] = [];
+  const blobs = db.prepare('SELECT digest, size FROM blobs').all() as { digest: Digest; size: number }[];
+  const blobSet = new Set<string>();
+  for (const b of blobs) {
+    blobSet.add(b.digest.slice(7));
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(store.blobs.path(b.digest));
+    } catch {
+      problems.push(`blob ${b.digest}: recorded but its file is missing`);
+      continue;
+    }
+    if (st.size !== b.size) problems.push(`blob ${b.digest}: recorded size ${b.size}, file has ${st.size}`);
+  }
+  for (const f of readdirOr(store.paths.blobs)) if (!blobSet.has(f)) debris.push(`blob file ${path.join(store.paths.blobs, f)} has no record`);
+
+  const layers = db.prepare('SELECT id, parent, link FROM layers').all() as { id: string; parent: string | null; link: string }[];
+  const layerSet = new Set(layers.map((l) => l.id));
+  for (const l of layers) {
+    if (!fs.existsSync(store.layers.diffDir(l.id))) problems.push(`layer ${l.id}: recorded but its directory is missing`);
+    let target: string | undefined;
+    try {
+      target = fs.readlinkSync(path.join(store.paths.links, l.link));
+    } catch {
+      problems.push(`layer ${l.id}: short link l/${l.link} is missing`);
+    }
+    if (target !== undefined && target !== `../layers/${l.id}/diff`) problems.push(`layer ${l.id}: short link l/${l.link} points to ${target}`);
+    if (l.parent !== null && !layerSet.has(l.parent)) problems.push(`layer ${l.id}: parent ${l.parent} is missing`);
+  }
+  for (const d of readdirOr(store.paths.layers)) if (!layerSet.has(d)) debris.push(`layer dir ${path.join(store.paths.layers, d)} has no record`);
+
+  const missingBlob = db.prepare('SELECT image_id, digest FROM image_blobs ib WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ib.digest)').all() as { image_id: string; digest: string }[];
+  for (const r of missingBlob) problems.push(`image ${r.image_id}: blob ${r.digest} is missing`);
+  const missingLayer = db.prepare('SELECT image_id, layer_id FROM image_layers il WHERE NOT EXISTS (SELECT 1 FROM layers l WHERE l.id = il.layer_id)').all() as { image_id: string; layer_id: string }[];
+  for (const r of missingLayer) problems.push(`image ${r.image_id}: layer ${r.layer_id} is missing`);
+  const images = db.prepare('SELECT id, manifest_digest AS m, config_digest AS c FROM images').all() as { id: string; m: Digest; c: Digest }[];
+  for (const i of images) {
+    if (`sha256:${i.id}` !== i.c) problems.push(`image ${i.id}: id does not match its config digest ${i.c}`);
+    for (const d of [i.m, i.c]) if (!blobSet.has(d.slice(7))) problems.push(`image ${i.id}: ${d === i.m ? 'manifest' : 'config'} blob ${d} is missing`);
+  }
+  const orphanNames = db.prepare('SELECT name FROM image_names n WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = n.image_id)').all() as { name: string }[];
+  for (const n of orphanNames) problems.push(`name ${n.name}: points to no image`);
+
+  for (const o of readdirOr(store.paths.tmp)) if (!ownerAlive(o)) debris.push(`work dir ${path.join(store.paths.tmp, o)} of dead process ${o}`);
+  const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
+  for (const l of leases) if (!ownerAlive(l.owner)) debris.push(`lease ${l.id} of dead process ${l.owner}`);
+  return { problems, debris };
+}

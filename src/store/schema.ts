@@ -1,0 +1,81 @@
+/**
+ * Schema migrations, applied in order inside one transaction each; PRAGMA user_version holds
+ * the number applied. Never edit a released migration: append a new one.
+ *
+ * Reference rules enforced by the store (not by SQL, so that errors can name what holds what):
+ *   a blob is in use while an image lists it (image_blobs) or a live lease holds it;
+ *   a layer is in use while an image lists it, a layer names it as parent, a container uses it,
+ *   its mount_count > 0, or a live lease holds it.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE blobs (
+    digest     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    media_type TEXT,
+    created    INTEGER NOT NULL
+  );
+  CREATE TABLE layers (
+    id                TEXT PRIMARY KEY,          -- chainID hex
+    parent            TEXT REFERENCES layers(id),
+    diff_id           TEXT NOT NULL,
+    blob_digest       TEXT,                       -- the blob it was extracted from, if any
+    compressed_size   INTEGER,
+    uncompressed_size INTEGER NOT NULL,           -- tar stream size
+    link              TEXT NOT NULL UNIQUE,       -- l/<link>
+    mount_count       INTEGER NOT NULL DEFAULT 0,
+    created           INTEGER NOT NULL
+  );
+  CREATE INDEX layers_parent ON layers(parent);
+  CREATE TABLE images (
+    id                  TEXT PRIMARY KEY,         -- config digest hex
+    manifest_digest     TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    config_digest       TEXT NOT NULL,
+    top_layer           TEXT REFERENCES layers(id),
+    size                INTEGER NOT NULL,
+    created             INTEGER NOT NULL,         -- ms, from the config (or added time)
+    added               INTEGER NOT NULL          -- ms, when stored
+  );
+  CREATE TABLE image_names (
+    name     TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    seq      INTEGER NOT NULL
+  );
+  CREATE INDEX image_names_image ON image_names(image_id);
+  CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx      INTEGER NOT NULL,
+    layer_id TEXT NOT NULL REFERENCES layers(id),
+    PRIMARY KEY (image_id, idx)
+  );
+  CREATE INDEX image_layers_layer ON image_layers(layer_id);
+  CREATE TABLE image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest   TEXT NOT NULL REFERENCES blobs(digest),
+    PRIMARY KEY (image_id, digest)
+  );
+  CREATE INDEX image_blobs_digest ON image_blobs(digest);
+  CREATE TABLE containers (
+    id       TEXT PRIMARY KEY,
+    name     TEXT UNIQUE,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    layer_id TEXT REFERENCES layers(id),
+    created  INTEGER NOT NULL,
+    state    TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX containers_image ON containers(image_id);
+  CREATE TABLE leases (
+    id      TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,                        -- "<pid>-<starttime>"
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE lease_refs (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind     TEXT NOT NULL CHECK (kind IN ('blob', 'layer')),
+    ref      TEXT NOT NULL,
+    PRIMARY KEY (lease_id, kind, ref)
+  );
+  CREATE INDEX lease_refs_ref ON lease_refs(kind, ref);
+  `,
+];

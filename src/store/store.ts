@@ -1,0 +1,142 @@
+/**
+ * The kiln store (after containers/storage): blobs, layers, images and containers under one
+ * root, state in SQLite. There is no daemon; several kiln processes share a store safely by
+ * this discipline:
+ *
+ *  1. Slow work (downloading, hashing, extracting) happens in this process's work dir
+ *     tmp/<owner>/, invisible to others.
+ *  2. Making work visible is a short synchronous write transaction (writeTx, BEGIN IMMEDIATE)
+ *     that renames the finished file/dir into place AND inserts its record. So under the write
+ *     lock, a file in blobs/ or layers/ without a record is debris of a killed process, never
+ *     work in progress.
+ *  3. Things a process has written or reused but not yet tied to an image are held by a lease
+ *     (BuildKit's idea), so a concurrent rmi's garbage collection leaves them alone.
+ *  4. Deleting is the reverse: inside writeTx the records go and the files are renamed into the
+ *     work dir's trash; they are removed after commit.
+ *  5. A killed process leaves its tmp/<owner>/ behind. The first write transaction of any later
+ *     process notices a dead owner there and runs repair() (store/repair.ts) under the lock.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openDatabase, type DB } from './db';
+import { resolvePaths, type StoreOptions, type StorePaths } from './paths';
+import { selfOwner } from '../util/proc';
+import { BlobStore } from './blobs';
+import { LayerStore } from './layers';
+import { ImageStore } from './images';
+import { Lease } from './lease';
+import { hasDebris, repair, type RepairReport } from './repair';
+
+export class Store {
+  readonly paths: StorePaths;
+  readonly db: DB;
+  readonly blobs: BlobStore;
+  readonly layers: LayerStore;
+  readonly images: ImageStore;
+  private work: string | undefined;
+  private recovered = false;
+  private closed = false;
+
+  private constructor(paths: StorePaths, db: DB) {
+    this.paths = paths;
+    this.db = db;
+    this.blobs = new BlobStore(this);
+    this.layers = new LayerStore(this);
+    this.images = new ImageStore(this);
+  }
+
+  /** Opens (creating if needed) the store. Cheap: one stat, one open, one pragma read. */
+  static open(opts: StoreOptions = {}): Store {
+    const paths = resolvePaths(opts);
+    if (!fs.existsSync(paths.db)) {
+      for (const d of [paths.root, paths.blobs, paths.layers, paths.links, paths.tmp]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+    return new Store(paths, openDatabase(paths.db));
+  }
+
+  /**
+   * Runs `fn` in a BEGIN IMMEDIATE transaction (waiting for other processes' write locks).
+   * `fn` must be synchronous: no await inside, so no other work of this process can slip into
+   * the transaction. Throwing rolls back.
+   */
+  writeTx<T>(fn: () => T): T {
+    if (!this.recovered) this.recoverDebris();
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** This process's private work dir on the store's filesystem (created on first use). */
+  workDir(): string {
+    if (this.work === undefined) {
+      const dir = path.join(this.paths.tmp, selfOwner());
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.work = dir;
+    }
+    return this.work;
+  }
+
+  /** A fresh directory inside the work dir. */
+  tempDir(prefix: string): string {
+    const d = path.join(this.workDir(), `${prefix}-${randomBytes(6).toString('hex')}`);
+    fs.mkdirSync(d, { mode: 0o700 });
+    return d;
+  }
+
+  /** Inside writeTx: moves a file or directory out of the store's namespace into the trash. */
+  trash(p: string): void {
+    const dest = path.join(this.workDir(), `trash-${randomBytes(6).toString('hex')}`);
+    try {
+      fs.renameSync(p, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+
+  /** Removes trashed files (after the transaction that trashed them committed). */
+  async emptyTrash(): Promise<void> {
+    if (this.work === undefined) return;
+    const names = await fs.promises.readdir(this.work).catch(() => [] as string[]);
+    await Promise.all(
+      names.filter((n) => n.startsWith('trash-')).map((n) => fs.promises.rm(path.join(this.work!, n), { recursive: true, force: true })),
+    );
+  }
+
+  emptyTrashSync(): void {
+    if (this.work === undefined) return;
+    for (const n of fs.readdirSync(this.work)) if (n.startsWith('trash-')) fs.rmSync(path.join(this.work, n), { recursive: true, force: true });
+  }
+
+  /**
+   * Holds everything `fn` writes or reuses through the lease against garbage collection until
+   * `fn` settles; the lease is then dropped (its holds must by then be tied to an image).
+   */
+  async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
+    const lease = Lease.create(this);
+    let ok = false;
+    try {
+      const r = await fn(lease);
+      ok = true;
+      return r;
+    } finally {
+      lease.release(!ok);
+    }
+  }
+
+  /** Cleans debris left by killed processes, if there is any (see repair.ts). */
+  recoverDebris(): RepairReport | undefined {
+    this.recovered = true;
+    if (!hasDebris(this)) return undefined;
+    const report = this.db.transaction(() => repair(this)).immediate();
+    for (const p of report.removePaths) fs.rmSync(p, { recursive: true, force: true });
+    this.emptyTrashSync();
+    return report;
+  }
+
+  /** Closes the database and removes this process's work dir. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.work !== undefined) fs.rmSync(this.work, { recursive: true, force: true });
+    this.db.close();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Copies images from a Source to a Destination, verifying every blob against the digest that
+ * names it (the destination verifies what it is given; when a layer must be decompressed for
+ * the destination, the compressed bytes are hashed here on the way through).
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KilnError } from '../errors';
+import { parseDigest, sha256, type Digest } from '../util/digest';
+import { HashCounter, checkExpected } from '../util/blobfile';
+import { decompressStream } from '../layer/decompress';
+import { MT, layerCompression, isIndexMediaType, type Descriptor, type ImageConfig, type Manifest } from '../image/oci';
+import type { ImageDestination, ManifestBlob, SourceImage } from './types';
+
+export interface CopyResult {
+  manifestDigest: Digest;
+  configDigest: Digest;
+}
+
+/** Parses and validates manifest bytes; `what` names the source in errors. */
+export function parseManifest(m: ManifestBlob, what: string): Manifest {
+  let obj: Manifest;
+  try {
+    obj = JSON.parse(m.bytes.toString('utf8')) as Manifest;
+  } catch (e) {
+    throw new KilnError('E_BAD_MANIFEST', `${what}: manifest ${m.digest} is not JSON: ${(e as Error).message}`);
+  }
+  const mt = obj.mediaType ?? m.mediaType;
+  if (isIndexMediaType(mt)) throw new KilnError('E_BAD_MANIFEST', `${what}: expected an image manifest, got an index (${mt})`);
+  if (obj.schemaVersion !== 2 || !obj.config || !Array.isArray(obj.layers)) {
+    throw new KilnError('E_BAD_MANIFEST', `${what}: manifest ${m.digest} is not a schema 2 image manifest`);
+  }
+  const check = (d: Descriptor, w: string) => {
+    parseDigest(d.digest, `${what}: ${w} digest`);
+    if (!Number.isSafeInteger(d.size) || d.size < 0) throw new KilnError('E_BAD_MANIFEST', `${what}: ${w} has an invalid size ${JSON.stringify(d.size)}`);
+  };
+  check(obj.config, 'config');
+  obj.layers.forEach((l, i) => check(l, `layer ${i + 1}`));
+  return obj;
+}
+
+export function parseConfig(bytes: Buffer, what: string): ImageConfig {
+  let c: ImageConfig;
+  try {
+    c = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+  } catch (e) {
+    throw new KilnError('E_BAD_MANIFEST', `${what}: image config is not JSON: ${(e as Error).message}`);
+  }
+  if (!c.rootfs || !Array.isArray(c.rootfs.diff_ids)) throw new KilnError('E_BAD_MANIFEST', `${what}: image config has no rootfs.diff_ids`);
+  c.rootfs.diff_ids.forEach((d, i) => parseDigest(d, `${what}: config rootfs.diff_ids[${i}]`));
+  return c;
+}
+
+async function readAll(s: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Reads and verifies a small blob (config) from a source. */
+export async function readVerified(src: SourceImage, d: Descriptor, what: string): Promise<Buffer> {
+  const buf = await readAll(await src.getBlob(d));
+  checkExpected({ digest: sha256(buf), size: buf.length }, { digest: d.digest, size: d.size, what });
+  return buf;
+}
+
+/** Sizes of layers this module decompressed into a destination, so a shared layer is written once. */
+const uncompressedSizes = new WeakMap<ImageDestination, Map<Digest, number>>();
+
+function uncompressedType(mt: string): string {
+  return mt.startsWith('application/vnd.docker.') ? MT.dockerLayer : MT.ociLayer;
+}
+
+/**
+ * Copies one image. `names` are what the destination records (load/save pass the source's or
+ * the store's names). Blobs the destination has are skipped.
+ */
+export async function copyImage(src: SourceImage, dest: ImageDestination, names: string[], what: string): Promise<CopyResult> {
+  const mblob = await src.manifest();
+  checkExpected({ digest: sha256(mblob.bytes), size: mblob.bytes.length }, { digest: mblob.digest, what: `${what}: manifest` });
+  const manifest = parseManifest(mblob, what);
+  const configBytes = await readVerified(src, manifest.config, `${what}: config`);
+  const config = parseConfig(configBytes, what);
+  if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+    throw new KilnError('E_BAD_MANIFEST', `${what}: manifest lists ${manifest.layers.length} layers but the config has ${config.rootfs.diff_ids.length} diff_ids`);
+  }
+  if (!(await dest.hasBlob(manifest.config.digest))) {
+    await dest.putBlob(Readable.from([configBytes]), { digest: manifest.config.digest, size: manifest.config.size, mediaType: manifest.config.mediaType });
+  }
+  let rewritten = false;
+  const layers: Descriptor[] = [];
+  for (const [i, l] of manifest.layers.entries()) {
+    const comp = layerCompression(l.mediaType);
+    if (comp === undefined) throw new KilnError('E_UNSUPPORTED', `${what}: layer ${i + 1} has unsupported media type ${l.mediaType}`);
+    const lw = `${what}: layer ${i + 1} (${l.digest})`;
+    if (dest.layerForm === 'preserve' || comp === 'none') {
+      if (!(await dest.hasBlob(l.digest))) await dest.putBlob(await src.getBlob(l), { digest: l.digest, size: l.size, mediaType: l.mediaType });
+      layers.push(l);
+      continue;
+    }
+    const diffID = config.rootfs.diff_ids[i]!;
+    rewritten = true;
+    const known = uncompressedSizes.get(dest) ?? new Map<Digest, number>();
+    uncompressedSizes.set(dest, known);
+    let size = known.get(diffID);
+    if (size === undefined || !(await dest.hasBlob(diffID))) {
+      const compressed = new HashCounter(l.size, lw);
+      const raw = await src.getBlob(l);
+      const hashing = pipeline(raw, compressed);
+      const plain = await decompressStream(compressed);
+      const [, put] = await Promise.all([hashing, dest.putBlob(plain, { digest: diffID, mediaType: uncompressedType(l.mediaType) })]);
+      checkExpected({ digest: compressed.digest(), size: compressed.size }, { digest: l.digest, size: l.size, what: lw });
+      size = put.size;
+      known.set(diffID, size);
+    }
+    layers.push({ mediaType: uncompressedType(l.mediaType), digest: diffID, size });
+  }
+  let out = mblob;
+  if (rewritten) {
+    const m2 = { ...manifest, layers: layers.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size })) };
+    const bytes = Buffer.from(JSON.stringify(m2));
+    out = { bytes, mediaType: mblob.mediaType, digest: sha256(bytes) };
+  }
+  await dest.putImage({ manifest: out, names });
+  return { manifestDigest: out.digest, configDigest: manifest.config.digest };
+}

@@ -1,0 +1,139 @@
+/**
+ * The local kiln store as a transport ("kiln-storage:NAME", or a bare image name/ID), like
+ * containers/image's containers-storage. As a Source it yields one stored image (or, with
+ * StorageReference.forImages, several); as a Destination it stores blobs, extracts layers
+ * (verifying each diffID) and records the image with its names, all under one lease that
+ * commit()/abort() release (abort also garbage-collects what it wrote).
+ */
+import type { Readable } from 'node:stream';
+import { KilnError } from '../errors';
+import type { Digest } from '../util/digest';
+import type { Store } from '../store/store';
+import { Lease } from '../store/lease';
+import type { ImageRecord } from '../store/images';
+import type { Descriptor } from '../image/oci';
+import { normalizeName } from '../image/reference';
+import { parseConfig, parseManifest } from './copy';
+import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
+
+class StoredImage implements SourceImage {
+  readonly names: string[];
+  constructor(private readonly store: Store, private readonly img: ImageRecord) {
+    this.names = img.names;
+  }
+  async manifest(): Promise<ManifestBlob> {
+    return { bytes: this.store.blobs.read(this.img.manifestDigest), mediaType: this.img.manifestMediaType, digest: this.img.manifestDigest };
+  }
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    return this.store.blobs.openRead(desc.digest);
+  }
+}
+
+class StorageSource implements ImageSource {
+  constructor(private readonly store: Store, private readonly imgs: ImageRecord[]) {}
+  async images(): Promise<SourceImage[]> {
+    return this.imgs.map((i) => new StoredImage(this.store, i));
+  }
+  async close(): Promise<void> {}
+}
+
+class StorageDestination implements ImageDestination {
+  readonly layerForm = 'preserve' as const;
+  private readonly lease: Lease;
+  /** Images recorded by this destination, in order. */
+  readonly stored: ImageRecord[] = [];
+
+  constructor(private readonly store: Store, private readonly fixedName: string | undefined, lease: Lease) {
+    this.lease = lease;
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    return this.store.writeTx(() => {
+      const has = this.store.blobs.has(digest);
+      if (has) this.lease.hold('blob', digest);
+      return has;
+    });
+  }
+
+  async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
+    const rec = await this.store.blobs.put(stream, this.lease, { ...expected, what: `blob ${expected.digest ?? ''}`.trim() });
+    return rec;
+  }
+
+  async putImage(img: PutImageInput): Promise<void> {
+    const what = img.names[0] ?? img.manifest.digest;
+    const manifest = parseManifest(img.manifest, what);
+    await this.store.blobs.putBuffer(img.manifest.bytes, this.lease, { digest: img.manifest.digest, mediaType: img.manifest.mediaType, what: `${what}: manifest` });
+    const config = parseConfig(this.store.blobs.read(manifest.config.digest), what);
+    let parent: string | null = null;
+    const layers: string[] = [];
+    let size = 0;
+    for (const [i, l] of manifest.layers.entries()) {
+      const blob = this.store.blobs.get(l.digest);
+      if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: layer ${i + 1} blob ${l.digest} was not stored before its image`);
+      const layer = await this.store.layers.createFromBlob(blob, config.rootfs.diff_ids[i]!, parent, this.lease, `${what}: layer ${i + 1} (${l.digest})`);
+      layers.push(layer.id);
+      size += layer.uncompressedSize;
+      parent = layer.id;
+    }
+    const names = this.fixedName !== undefined ? [this.fixedName] : img.names.map(normalizeName);
+    const created = config.created ? Date.parse(config.created) : NaN;
+    const { image } = this.store.images.create({
+      id: manifest.config.digest.slice(7),
+      manifestDigest: img.manifest.digest,
+      manifestMediaType: img.manifest.mediaType,
+      configDigest: manifest.config.digest,
+      layers,
+      blobs: [img.manifest.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
+      size,
+      created: Number.isFinite(created) ? created : Date.now(),
+      names,
+    });
+    this.stored.push(image);
+  }
+
+  async commit(): Promise<void> {
+    this.lease.release();
+  }
+
+  async abort(): Promise<void> {
+    this.lease.release(true);
+  }
+}
+
+export class StorageReference implements ImageReference {
+  readonly transport = 'kiln-storage' as const;
+  private constructor(private readonly store: Store, private readonly name: string | undefined, private readonly imgs?: ImageRecord[]) {}
+
+  /** A reference to a stored image (for reading) or a name to store under (for writing). */
+  static named(store: Store, name: string): StorageReference {
+    return new StorageReference(store, name);
+  }
+
+  /** The store as a destination that keeps the names each source image carries. */
+  static anyNames(store: Store): StorageReference {
+    return new StorageReference(store, undefined);
+  }
+
+  /** A source over already resolved images (save of several images). */
+  static forImages(store: Store, imgs: ImageRecord[]): StorageReference {
+    return new StorageReference(store, undefined, imgs);
+  }
+
+  toString(): string {
+    return `kiln-storage:${this.name ?? '*'}`;
+  }
+
+  async newSource(): Promise<ImageSource> {
+    if (this.imgs) return new StorageSource(this.store, this.imgs);
+    if (this.name === undefined) throw new KilnError('E_INVALID_REFERENCE', 'a store source needs an image name or ID');
+    return new StorageSource(this.store, [this.store.images.resolve(this.name)]);
+  }
+
+  async newDestination(): Promise<StorageDestination> {
+    const name = this.name === undefined ? undefined : normalizeName(this.name);
+    return new StorageDestination(this.store, name, Lease.create(this.store));
+  }
+}
+
+export type { StorageDestination };
