@@ -1,0 +1,117 @@
+/**
+ * Layer blob decompression by content sniffing (the media type is not trusted: docker-archive
+ * and some registries mislabel layers).
+ *
+ * - `detectCompression(firstBytes)`: 'gzip' (1f 8b), 'zstd' (28 b5 2f fd), else 'none'.
+ * - `decompressStream(src)`: reads (at most) the first 6 bytes of `src`, puts them back, and
+ *   returns the plain tar stream. gzip → zlib gunzip; zstd → zlib's zstd decoder when the
+ *   running Node has one (≥ 22.15), else E_UNSUPPORTED; plain → `src` itself. xz and bzip2
+ *   are recognised only to be refused with E_UNSUPPORTED (OCI layers are never xz/bzip2).
+ *   Errors of `src` reach the returned stream (it is destroyed with them); corrupt compressed
+ *   data surfaces as an 'error' of the returned stream (zlib errors carry code "Z_DATA_ERROR"
+ *   etc.; applyLayerTar maps those to E_BAD_ARCHIVE).
+ */
+import { Readable, Transform, pipeline } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { KilnError } from '../errors';
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+const HEAD = 6;
+
+export function detectCompression(firstBytes: Buffer): Compression {
+  const b = firstBytes;
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
+  return 'none';
+}
+
+function otherCompression(b: Buffer): string | null {
+  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (b.length >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  return null;
+}
+
+/** Reads up to `n` bytes from a paused stream without losing them. */
+function readHead(src: Readable, n: number): Promise<{ head: Buffer; ended: boolean }> {
+  if (src.readableEnded) return Promise.resolve({ head: Buffer.alloc(0), ended: true });
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let len = 0;
+    const done = (ended: boolean) => {
+      cleanup();
+      resolve({ head: Buffer.concat(chunks), ended });
+    };
+    const onError = (e: unknown) => {
+      cleanup();
+      reject(e);
+    };
+    const onEnd = () => done(true);
+    const onReadable = () => {
+      let c: Buffer | null;
+      while (len < n && (c = src.read() as Buffer | null) !== null) {
+        chunks.push(c);
+        len += c.length;
+      }
+      if (len >= n) done(false);
+    };
+    const cleanup = () => {
+      src.off('readable', onReadable);
+      src.off('end', onEnd);
+      src.off('error', onError);
+    };
+    src.on('readable', onReadable);
+    src.on('end', onEnd);
+    src.on('error', onError);
+  });
+}
+
+type ZstdFactory = () => Transform;
+
+function zstdDecoder(): ZstdFactory | null {
+  const f = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
+  return typeof f === 'function' ? () => f.call(zlib) : null;
+}
+
+/** Returns the uncompressed tar stream of `src` (see the file comment). */
+export async function decompressStream(src: Readable): Promise<Readable> {
+  let head: Buffer;
+  let ended: boolean;
+  try {
+    ({ head, ended } = await readHead(src, HEAD));
+  } catch (e) {
+    throw e instanceof KilnError ? e : new KilnError('E_IO', `reading layer data: ${(e as Error).message}`, { cause: e });
+  }
+  const kind = detectCompression(head);
+  const other = otherCompression(head);
+  if (other) {
+    src.destroy();
+    throw new KilnError('E_UNSUPPORTED', `layer is ${other}-compressed, which OCI layers never are`, {
+      hint: 'OCI layers are plain tar, gzip or zstd; recompress the layer with gzip',
+    });
+  }
+  let input: Readable;
+  if (ended) {
+    input = Readable.from(head.length ? [head] : [], { objectMode: false });
+  } else {
+    src.unshift(head);
+    input = src;
+  }
+  if (kind === 'none') return input;
+  let decoder: Transform;
+  if (kind === 'gzip') {
+    decoder = zlib.createGunzip();
+  } else {
+    const z = zstdDecoder();
+    if (!z) {
+      input.destroy();
+      throw new KilnError('E_UNSUPPORTED', `zstd-compressed layers need Node.js ≥ 22.15 (running ${process.version})`, {
+        hint: 'run kiln on a newer Node.js, or convert the image to gzip layers first (e.g. `skopeo copy --dest-compress-format gzip`)',
+      });
+    }
+    decoder = z();
+  }
+  // pipeline destroys the decoder with src's error (and src when the consumer gives up).
+  pipeline(input, decoder, () => undefined);
+  return decoder;
+}
