@@ -91,7 +91,7 @@ test('load refuses a corrupted archive and stores nothing', () => {
   try {
     const r = other.kiln(['load', '-i', bad]);
     assert.equal(r.status, 125);
-    assert.match(r.stderr, /digest mismatch|hostile|bad archive|E_/i);
+    assert.match(r.stderr, /corrupt\.tar: .*layer 0 has diffID sha256:[a-f0-9]{64}, but .* says sha256:/);
     assert.equal(other.ok(['images', '-q']).trim(), '');
     assert.equal(other.ok(['system', 'check']).trim(), 'No problems found');
   } finally {

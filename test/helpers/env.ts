@@ -7,6 +7,7 @@ import { spawnSync, spawn, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeBusyboxRootfs } from '../../src/base/busybox-rootfs';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const KILN = path.join(REPO, 'bin', 'kiln');
@@ -86,7 +87,6 @@ export function podmanIn(dir: string): { run: (args: string[], input?: Buffer) =
 /** A small rootfs tarball with busybox (the same builder as the default base image). */
 export async function busyboxTar(dir: string): Promise<string> {
   requireTool('busybox', 'busybox-static');
-  const { writeBusyboxRootfs } = await import('../../src/base/busybox-rootfs');
   const out = path.join(dir, 'busybox-rootfs.tar');
   if (!fs.existsSync(out)) await writeBusyboxRootfs(out);
   return out;
