@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { KilnError, asKilnError } from '../errors';
-import { EngineContext } from '../engine/context';
+import type { EngineContext } from '../engine/context';
 
 export const EXIT = { ok: 0, engine: 125, cannotInvoke: 126, notFound: 127 } as const;
 
@@ -37,7 +37,9 @@ export function contextFor(cmd: Command): EngineContext {
   let root: Command = cmd;
   while (root.parent) root = root.parent;
   const g = root.opts<{ root?: string; runroot?: string }>();
-  return new EngineContext({ root: g.root, runroot: g.runroot });
+  // Loaded here, not at the top: `kiln --version` and `--help` must not load the store.
+  const { EngineContext: Ctx } = require('../engine/context') as typeof import('../engine/context');
+  return new Ctx({ root: g.root, runroot: g.runroot });
 }
 
 /**

@@ -8,13 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { KilnError } from '../errors';
 import { sha256, type Digest } from '../util/digest';
 import { HashCounter, checkExpected, tempName } from '../util/blobfile';
-import { applyLayerTar } from '../layer/apply';
-import { decompressStream } from '../layer/decompress';
 import { MT } from '../image/oci';
 import type { Store } from './store';
 import type { Lease } from './lease';
@@ -38,6 +35,14 @@ const COLS = `id, parent, diff_id AS diffID, blob_digest AS blobDigest, compress
 /** The chainID hex of a layer with `diffID` on top of the layer `parent` (a chainID hex). */
 export function layerID(parent: string | null, diffID: Digest): string {
   return (parent === null ? diffID : sha256(`sha256:${parent} ${diffID}`)).slice(7);
+}
+
+/**
+ * Extraction and compression code is loaded on first use: most commands (images, inspect,
+ * tag) open the store without touching a layer, and their start-up time matters.
+ */
+function layerCode(): { apply: typeof import('../layer/apply'); decompress: typeof import('../layer/decompress'); zlib: typeof import('node:zlib') } {
+  return { apply: require('../layer/apply'), decompress: require('../layer/decompress'), zlib: require('node:zlib') };
 }
 
 function newLink(): string {
@@ -91,13 +96,14 @@ export class LayerStore {
     const id = layerID(parent, diffID);
     const existing = this.holdIfPresent(id, lease);
     if (existing) return existing;
+    const { apply, decompress } = layerCode();
     const tmp = this.store.tempDir('layer');
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const tar = await decompressStream(this.store.blobs.openRead(blob.digest));
+      const tar = await decompress.decompressStream(this.store.blobs.openRead(blob.digest));
       const counter = new HashCounter();
-      const applied = applyLayerTar(counter, diff, { what });
+      const applied = apply.applyLayerTar(counter, diff, { what });
       await Promise.all([pipeline(tar, counter), applied]);
       checkExpected({ digest: counter.digest(), size: counter.size }, { digest: diffID, what: `${what} (uncompressed)` });
       return this.commit(tmp, { id, parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: counter.size }, lease);
@@ -112,19 +118,20 @@ export class LayerStore {
    * tar. Used by import (and build), where no blob exists yet.
    */
   async ingestTar(src: Readable, parent: string | null, compress: 'gzip' | 'none', lease: Lease, what: string): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+    const { apply, decompress, zlib } = layerCode();
     const tmp = this.store.tempDir('layer');
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const tar = await decompressStream(src);
+      const tar = await decompress.decompressStream(src);
       const diffCounter = new HashCounter();
       const toApply = new PassThrough({ highWaterMark: 1 << 20 });
       const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
       const blobCounter = new HashCounter();
       const blobTmp = tempName(this.store.workDir());
       const out = fs.createWriteStream(blobTmp, { flags: 'wx' });
-      const blobDone = compress === 'gzip' ? pipeline(toBlob, createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
-      const applied = applyLayerTar(toApply, diff, { what });
+      const blobDone = compress === 'gzip' ? pipeline(toBlob, zlib.createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
+      const applied = apply.applyLayerTar(toApply, diff, { what });
       const fanOut = pipeline(tar, diffCounter, async function* (chunks: AsyncIterable<Buffer>) {
         for await (const c of chunks) {
           const a = toApply.write(c);
