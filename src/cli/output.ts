@@ -53,11 +53,16 @@ export function handler<A extends unknown[]>(fn: (ctx: EngineContext, ...args: A
     try {
       await fn(ctx, ...args);
     } catch (e) {
-      ctx.close();
+      await finish(ctx);
       fail(e);
     }
-    ctx.close();
+    await finish(ctx);
   };
+}
+
+async function finish(ctx: EngineContext): Promise<void> {
+  ctx.close();
+  await (require('../util/pool') as typeof import('../util/pool')).closePool();
 }
 
 export function write(s: string): void {

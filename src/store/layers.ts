@@ -16,6 +16,14 @@ import { MT } from '../image/oci';
 import type { Store } from './store';
 import type { Lease } from './lease';
 import type { BlobRecord } from './blobs';
+import type { ExtractRequest, ExtractResult } from '../layer/extract';
+
+export interface PreparedLayer {
+  tmp: string;
+  diffID: Digest;
+  blob: BlobRecord;
+  tarSize: number;
+}
 
 export interface LayerRecord {
   id: string;
@@ -88,28 +96,45 @@ export class LayerStore {
   }
 
   /**
-   * Extracts the stored blob `blobDigest` (any supported compression) as a layer on `parent`,
-   * verifying that its uncompressed digest is `diffID`. Returns the existing layer if the store
-   * already has it. The lease holds the layer.
+   * Extracts a stored blob into a private tmp dir on the worker pool and verifies that its
+   * uncompressed digest is `diffID`. Safe to run for several layers at once; commit the results
+   * bottom-up with commitPrepared (or discard them).
    */
-  async createFromBlob(blob: BlobRecord, diffID: Digest, parent: string | null, lease: Lease, what: string): Promise<LayerRecord> {
-    const id = layerID(parent, diffID);
-    const existing = this.holdIfPresent(id, lease);
-    if (existing) return existing;
-    const { apply, decompress } = layerCode();
+  async prepareFromBlob(blob: BlobRecord, diffID: Digest, what: string): Promise<PreparedLayer> {
     const tmp = this.store.tempDir('layer');
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const tar = await decompress.decompressStream(this.store.blobs.openRead(blob.digest));
-      const counter = new HashCounter();
-      const applied = apply.applyLayerTar(counter, diff, { what });
-      await Promise.all([pipeline(tar, counter), applied]);
-      checkExpected({ digest: counter.digest(), size: counter.size }, { digest: diffID, what: `${what} (uncompressed)` });
-      return this.commit(tmp, { id, parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: counter.size }, lease);
-    } finally {
+      const { runInWorker } = require('../util/pool') as typeof import('../util/pool');
+      const r = await runInWorker<ExtractRequest, ExtractResult>('extract-layer', { blobPath: this.store.blobs.path(blob.digest), dest: diff, what });
+      checkExpected({ digest: r.diffID, size: r.tarSize }, { digest: diffID, what: `${what} (uncompressed)` });
+      return { tmp, diffID, blob, tarSize: r.tarSize };
+    } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
     }
+  }
+
+  /** Records a prepared layer on `parent` (or returns the one a racing process stored first). */
+  commitPrepared(p: PreparedLayer, parent: string | null, lease: Lease): LayerRecord {
+    try {
+      return this.commit(p.tmp, { id: layerID(parent, p.diffID), parent, diffID: p.diffID, blobDigest: p.blob.digest, compressedSize: p.blob.size, uncompressedSize: p.tarSize }, lease);
+    } finally {
+      this.discard(p);
+    }
+  }
+
+  discard(p: PreparedLayer): void {
+    fs.rmSync(p.tmp, { recursive: true, force: true });
+  }
+
+  /** The layer `id` if the store has it, held by the lease. */
+  holdIfPresent(id: string, lease: Lease): LayerRecord | undefined {
+    return this.store.writeTx(() => {
+      const l = this.get(id);
+      if (l) lease.hold('layer', id);
+      return l;
+    });
   }
 
   /**
@@ -166,13 +191,6 @@ export class LayerStore {
     }
   }
 
-  private holdIfPresent(id: string, lease: Lease): LayerRecord | undefined {
-    return this.store.writeTx(() => {
-      const l = this.get(id);
-      if (l) lease.hold('layer', id);
-      return l;
-    });
-  }
 
   /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
   private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'mountCount' | 'created'>, lease: Lease): LayerRecord {

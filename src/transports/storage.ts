@@ -11,6 +11,7 @@ import type { Digest } from '../util/digest';
 import type { Store } from '../store/store';
 import { Lease } from '../store/lease';
 import type { ImageRecord } from '../store/images';
+import { layerID, type LayerRecord, type PreparedLayer } from '../store/layers';
 import type { Descriptor } from '../image/oci';
 import { normalizeName } from '../image/reference';
 import { parseConfig, parseManifest } from './copy';
@@ -65,17 +66,33 @@ class StorageDestination implements ImageDestination {
     const manifest = parseManifest(img.manifest, what);
     await this.store.blobs.putBuffer(img.manifest.bytes, this.lease, { digest: img.manifest.digest, mediaType: img.manifest.mediaType, what: `${what}: manifest` });
     const config = parseConfig(this.store.blobs.read(manifest.config.digest), what);
+    const diffIDs = config.rootfs.diff_ids;
+    const ids: string[] = [];
+    for (const d of diffIDs) ids.push(layerID(ids.length ? ids[ids.length - 1]! : null, d));
+    // Extract every missing layer at once on the worker pool, then record them bottom-up.
+    const present = ids.map((id) => this.store.layers.holdIfPresent(id, this.lease));
+    const settled = await Promise.allSettled(
+      manifest.layers.map(async (l, i) => {
+        if (present[i]) return undefined;
+        const blob = this.store.blobs.get(l.digest);
+        if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: layer ${i + 1} blob ${l.digest} was not stored before its image`);
+        return this.store.layers.prepareFromBlob(blob, diffIDs[i]!, `${what}: layer ${i + 1} (${l.digest})`);
+      }),
+    );
+    const failed = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) {
+      for (const r of settled) if (r.status === 'fulfilled' && r.value) this.store.layers.discard(r.value);
+      throw failed.reason;
+    }
     let parent: string | null = null;
-    const layers: string[] = [];
     let size = 0;
-    for (const [i, l] of manifest.layers.entries()) {
-      const blob = this.store.blobs.get(l.digest);
-      if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: layer ${i + 1} blob ${l.digest} was not stored before its image`);
-      const layer = await this.store.layers.createFromBlob(blob, config.rootfs.diff_ids[i]!, parent, this.lease, `${what}: layer ${i + 1} (${l.digest})`);
-      layers.push(layer.id);
+    for (const [i, r] of settled.entries()) {
+      const prepared = (r as PromiseFulfilledResult<PreparedLayer | undefined>).value;
+      const layer: LayerRecord = prepared ? this.store.layers.commitPrepared(prepared, parent, this.lease) : present[i]!;
       size += layer.uncompressedSize;
       parent = layer.id;
     }
+    const layers = ids;
     const names = this.fixedName !== undefined ? [this.fixedName] : img.names.map(normalizeName);
     const created = config.created ? Date.parse(config.created) : NaN;
     const { image } = this.store.images.create({

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { handler, write } from '../output';
 import { inspectImage } from '../../engine/inspect';
-import { formatOne } from '../../format/report';
+import { formatInspect } from '../../format/report';
 import { KilnError } from '../../errors';
 
 export function defineInspect(cmd: Command): Command {
@@ -13,9 +13,7 @@ export function defineInspect(cmd: Command): Command {
     .action(
       handler((ctx, images: string[], o: { format?: string; type: string }) => {
         if (o.type !== 'image' && o.type !== 'all') throw new KilnError('E_INVALID_ARGUMENT', `--type ${o.type}: only "image" is supported`);
-        const data = images.map((i) => inspectImage(ctx, i));
-        if (!o.format || o.format === 'json') write(JSON.stringify(data, null, 4));
-        else write(data.map((d) => formatOne(d, o.format!)).join('\n'));
+        write(formatInspect(images.map((i) => inspectImage(ctx, i)), o.format));
       }),
     );
 }
