@@ -75,6 +75,11 @@ export function buildProgram(argv: string[]): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `kiln images | head`: a closed pipe ends the command quietly, as it does for podman.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const program = buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -5,7 +5,7 @@
 import type { ImageConfig, Manifest } from '../image/oci';
 import type { ImageRecord } from '../store/images';
 import type { Store } from '../store/store';
-import { parseConfig } from '../transports/copy';
+import { parseConfig } from '../image/manifest';
 import type { Digest } from '../util/digest';
 import { repoDigests } from './images';
 import type { EngineContext } from './context';

@@ -158,11 +158,19 @@ export function goUnitsHumanSize(size: number, precision = 4): string {
  * before the unit, e.g. "123 B", "5.6 kB", "1.23 MB", "1e+03 kB" (sic, for 999.5 kB).
  */
 export function humanSize(bytes: number, precision = 3): string {
+  const key = `${bytes}/${precision}`;
+  const hit = sizeCache.get(key);
+  if (hit !== undefined) return hit;
   const s = goUnitsHumanSize(bytes, precision);
   let j = s.length - 1;
   while (j >= 0 && (s[j] < '0' || s[j] > '9')) j--;
-  return `${s.slice(0, j + 1)} ${s.slice(j + 1)}`;
+  const out = `${s.slice(0, j + 1)} ${s.slice(j + 1)}`;
+  sizeCache.set(key, out);
+  return out;
 }
+
+/** Listings repeat sizes (images sharing layers) and exact formatting is not cheap. */
+const sizeCache = new Map<string, string>();
 
 /** go-units `HumanDuration` for a span in milliseconds: "Less than a second" … "3 years". */
 export function humanDuration(ms: number): string {

@@ -6,49 +6,16 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors';
-import { parseDigest, sha256, type Digest } from '../util/digest';
+import { sha256, type Digest } from '../util/digest';
 import { HashCounter, checkExpected } from '../util/blobfile';
 import { decompressStream } from '../layer/decompress';
-import { MT, layerCompression, isIndexMediaType, type Descriptor, type ImageConfig, type Manifest } from '../image/oci';
+import { MT, layerCompression, type Descriptor } from '../image/oci';
+import { parseConfig, parseManifest } from '../image/manifest';
 import type { ImageDestination, ManifestBlob, SourceImage } from './types';
 
 export interface CopyResult {
   manifestDigest: Digest;
   configDigest: Digest;
-}
-
-/** Parses and validates manifest bytes; `what` names the source in errors. */
-export function parseManifest(m: ManifestBlob, what: string): Manifest {
-  let obj: Manifest;
-  try {
-    obj = JSON.parse(m.bytes.toString('utf8')) as Manifest;
-  } catch (e) {
-    throw new KilnError('E_BAD_MANIFEST', `${what}: manifest ${m.digest} is not JSON: ${(e as Error).message}`);
-  }
-  const mt = obj.mediaType ?? m.mediaType;
-  if (isIndexMediaType(mt)) throw new KilnError('E_BAD_MANIFEST', `${what}: expected an image manifest, got an index (${mt})`);
-  if (obj.schemaVersion !== 2 || !obj.config || !Array.isArray(obj.layers)) {
-    throw new KilnError('E_BAD_MANIFEST', `${what}: manifest ${m.digest} is not a schema 2 image manifest`);
-  }
-  const check = (d: Descriptor, w: string) => {
-    parseDigest(d.digest, `${what}: ${w} digest`);
-    if (!Number.isSafeInteger(d.size) || d.size < 0) throw new KilnError('E_BAD_MANIFEST', `${what}: ${w} has an invalid size ${JSON.stringify(d.size)}`);
-  };
-  check(obj.config, 'config');
-  obj.layers.forEach((l, i) => check(l, `layer ${i + 1}`));
-  return obj;
-}
-
-export function parseConfig(bytes: Buffer, what: string): ImageConfig {
-  let c: ImageConfig;
-  try {
-    c = JSON.parse(bytes.toString('utf8')) as ImageConfig;
-  } catch (e) {
-    throw new KilnError('E_BAD_MANIFEST', `${what}: image config is not JSON: ${(e as Error).message}`);
-  }
-  if (!c.rootfs || !Array.isArray(c.rootfs.diff_ids)) throw new KilnError('E_BAD_MANIFEST', `${what}: image config has no rootfs.diff_ids`);
-  c.rootfs.diff_ids.forEach((d, i) => parseDigest(d, `${what}: config rootfs.diff_ids[${i}]`));
-  return c;
 }
 
 async function readAll(s: Readable): Promise<Buffer> {

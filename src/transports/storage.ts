@@ -14,7 +14,7 @@ import type { ImageRecord } from '../store/images';
 import { layerID, type LayerRecord, type PreparedLayer } from '../store/layers';
 import type { Descriptor } from '../image/oci';
 import { normalizeName } from '../image/reference';
-import { parseConfig, parseManifest } from './copy';
+import { parseConfig, parseManifest } from '../image/manifest';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
 class StoredImage implements SourceImage {
