@@ -16,7 +16,7 @@ interface Entry {
 
 const COMMANDS: Record<string, Entry> = {
   images: { summary: 'List images in local storage', module: 'images' },
-  image: { summary: 'Manage images (exists, ls, rm, tag, untag, inspect, history, save, load, import, push)', module: 'image' },
+  image: { summary: 'Manage images (exists, ls, rm, tag, untag, inspect, history, save, load, import, push, mount, unmount)', module: 'image' },
   import: { summary: 'Import a tarball to create a filesystem image', module: 'import' },
   inspect: { summary: 'Display the configuration of an image', module: 'inspect' },
   tag: { summary: 'Add an additional name to a local image', module: 'tag' },

@@ -185,7 +185,7 @@ export class ImageStore {
   /**
    * Deletes the image record (all names) and garbage-collects its layers and blobs that nothing
    * else holds; files are removed after the transaction commits. Refuses if a container uses it
-   * unless `force` (which also deletes those container records).
+   * or it is mounted, unless `force` (which also deletes those container records and unmounts it).
    */
   async remove(id: string, force: boolean): Promise<RemovedImage> {
     const result = this.store.writeTx(() => {
@@ -199,6 +199,15 @@ export class ImageStore {
       }
       const db = this.store.db;
       const layers = this.layerIDs(id).reverse();
+      const top = layers[0];
+      if (top !== undefined && this.store.mounts.holders(top).length > 0) {
+        if (!force) {
+          throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is mounted at ${this.store.mounts.target(top)}`, {
+            hint: 'unmount it first (kiln image unmount), or use --force',
+          });
+        }
+        this.store.mounts.releaseTx(top, '', true);
+      }
       const blobs = (db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: Digest }[]).map((r) => r.digest);
       if (users.length > 0) db.prepare('DELETE FROM containers WHERE image_id = ?').run(id);
       db.prepare('DELETE FROM images WHERE id = ?').run(id);
@@ -215,7 +224,7 @@ export class ImageStore {
     const layerHeld = db.prepare(
       `SELECT EXISTS(SELECT 1 FROM image_layers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM layers WHERE parent = @id)
         OR EXISTS(SELECT 1 FROM containers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = @id)
-        OR (SELECT mount_count FROM layers WHERE id = @id) > 0 AS held`,
+        OR EXISTS(SELECT 1 FROM layer_mounts WHERE layer_id = @id) AS held`,
     );
     const blobHeld = db.prepare(
       `SELECT EXISTS(SELECT 1 FROM image_blobs WHERE digest = @d) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = @d) AS held`,

@@ -33,12 +33,11 @@ export interface LayerRecord {
   compressedSize: number | null;
   uncompressedSize: number;
   link: string;
-  mountCount: number;
   created: number;
 }
 
 const COLS = `id, parent, diff_id AS diffID, blob_digest AS blobDigest, compressed_size AS compressedSize,
-  uncompressed_size AS uncompressedSize, link, mount_count AS mountCount, created`;
+  uncompressed_size AS uncompressedSize, link, created`;
 
 /** The chainID hex of a layer with `diffID` on top of the layer `parent` (a chainID hex). */
 export function layerID(parent: string | null, diffID: Digest): string {
@@ -193,7 +192,7 @@ export class LayerStore {
 
 
   /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
-  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'mountCount' | 'created'>, lease: Lease): LayerRecord {
+  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'created'>, lease: Lease): LayerRecord {
     return this.store.writeTx(() => {
       const existing = this.get(rec.id);
       if (existing) {
@@ -207,11 +206,11 @@ export class LayerStore {
       fs.writeFileSync(path.join(tmp, 'link'), link);
       fs.renameSync(tmp, this.dir(rec.id));
       fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link));
-      const full: LayerRecord = { ...rec, link, mountCount: 0, created: Date.now() };
+      const full: LayerRecord = { ...rec, link, created: Date.now() };
       this.store.db
         .prepare(
-          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, mount_count, created)
-           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, 0, @created)`,
+          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created)
+           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created)`,
         )
         .run(full);
       lease.hold('layer', rec.id);

@@ -1,7 +1,7 @@
 /**
  * Consistency of records and files after crashes. check() only reads; repair() must run inside
  * a write transaction (Store.recoverDebris does that) and:
- *   - drops leases of dead processes,
+ *   - drops leases and mount holds of dead processes (unmounting what nobody holds),
  *   - moves into the trash blob files and layer dirs that have no record (renamed into place by
  *     a process killed before its transaction committed), and short links to no layer,
  *   - garbage-collects layers and blobs that nothing holds any more (written under a lease
@@ -56,6 +56,7 @@ export function repair(store: Store): RepairReport {
   }
   const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
   for (const l of leases) if (!ownerAlive(l.owner)) db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
+  store.mounts.dropStale();
 
   const blobRecs = new Set((db.prepare('SELECT digest FROM blobs').all() as { digest: string }[]).map((r) => r.digest.slice(7)));
   for (const f of readdirOr(store.paths.blobs)) {
@@ -80,7 +81,8 @@ export function repair(store: Store): RepairReport {
   for (;;) {
     const free = (db.prepare(`SELECT id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE layer_id = l.id)
       AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id) AND NOT EXISTS (SELECT 1 FROM containers WHERE layer_id = l.id)
-      AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id) AND mount_count = 0`).all() as { id: string }[]).map((r) => r.id);
+      AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id)
+      AND NOT EXISTS (SELECT 1 FROM layer_mounts WHERE layer_id = l.id)`).all() as { id: string }[]).map((r) => r.id);
     if (free.length === 0) break;
     report.collectedLayers.push(...store.images.collectTx(free, []).layers);
   }

@@ -5,7 +5,7 @@
  * Reference rules enforced by the store (not by SQL, so that errors can name what holds what):
  *   a blob is in use while an image lists it (image_blobs) or a live lease holds it;
  *   a layer is in use while an image lists it, a layer names it as parent, a container uses it,
- *   its mount_count > 0, or a live lease holds it.
+ *   it is mounted (layer_mounts), or a live lease holds it.
  */
 export const MIGRATIONS: readonly string[] = [
   `
@@ -23,9 +23,18 @@ export const MIGRATIONS: readonly string[] = [
     compressed_size   INTEGER,
     uncompressed_size INTEGER NOT NULL,           -- tar stream size
     link              TEXT NOT NULL UNIQUE,       -- l/<link>
-    mount_count       INTEGER NOT NULL DEFAULT 0,
     created           INTEGER NOT NULL
   );
+  -- One row per hold on a layer's mount (its mount reference count is the number of rows).
+  -- holder: "<pid>-<starttime>" for a process-scoped hold (dropped when that process is dead),
+  -- or a name (e.g. "cli") for a hold that outlives the command, as podman image mount does.
+  CREATE TABLE layer_mounts (
+    layer_id TEXT NOT NULL REFERENCES layers(id),
+    holder   TEXT NOT NULL,
+    target   TEXT NOT NULL,
+    created  INTEGER NOT NULL
+  );
+  CREATE INDEX layer_mounts_layer ON layer_mounts(layer_id);
   CREATE INDEX layers_parent ON layers(parent);
   CREATE TABLE images (
     id                  TEXT PRIMARY KEY,         -- config digest hex

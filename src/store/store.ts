@@ -25,6 +25,7 @@ import { selfOwner } from '../util/proc';
 import { BlobStore } from './blobs';
 import { LayerStore } from './layers';
 import { ImageStore } from './images';
+import { MountStore } from './mounts';
 import { Lease } from './lease';
 import { hasDebris, repair, type RepairReport } from './repair';
 
@@ -34,6 +35,7 @@ export class Store {
   readonly blobs: BlobStore;
   readonly layers: LayerStore;
   readonly images: ImageStore;
+  readonly mounts: MountStore;
   private work: string | undefined;
   private recovered = false;
   private closed = false;
@@ -44,6 +46,7 @@ export class Store {
     this.blobs = new BlobStore(this);
     this.layers = new LayerStore(this);
     this.images = new ImageStore(this);
+    this.mounts = new MountStore(this);
   }
 
   /** Opens (creating if needed) the store. Cheap: one stat, one open, one pragma read. */

@@ -80,9 +80,13 @@ export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected:
   }
 }
 
-/** fsyncs a written file by path. */
-export async function fsyncFile(file: string): Promise<void> {
-  const fd = await fs.promises.open(file, 'r');
+
+/**
+ * fsyncs a file or directory by path (a read-only descriptor suffices on Linux): a written
+ * file's data, or a directory so that a rename inside it survives a crash.
+ */
+export async function fsyncPath(p: string): Promise<void> {
+  const fd = await fs.promises.open(p, 'r');
   try {
     await fd.sync();
   } finally {
@@ -90,12 +94,7 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-/** fsyncs a directory so that a rename inside it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fd = await fs.promises.open(dir, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}
+/** @see fsyncPath */
+export const fsyncFile = fsyncPath;
+/** @see fsyncPath */
+export const fsyncDir = fsyncPath;

@@ -77,9 +77,12 @@ export function podmanIn(dir: string): { run: (args: string[], input?: Buffer) =
   const env = { CONTAINERS_CONF: conf };
   return {
     run: (args, input) => run('podman', [...base, ...args], { env, input }),
+    // Not `podman system reset`: it would also delete the host's podman networks.
     cleanup: () => {
-      spawnSync('podman', [...base, 'system', 'reset', '--force'], { env, encoding: 'utf8' });
-      spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+      spawnSync('podman', [...base, 'rm', '--all', '--force'], { env, encoding: 'utf8' });
+      spawnSync('sh', ['-c', `awk -v t=${JSON.stringify(dir)} 'index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
+      fs.rmSync(path.join(dir, 'podman-root'), { recursive: true, force: true });
+      fs.rmSync(path.join(dir, 'podman-run'), { recursive: true, force: true });
     },
   };
 }

@@ -34,4 +34,6 @@ export function register(program: Command): void {
   sub('load', 'load', 'defineLoad');
   sub('import', 'import', 'defineImport');
   sub('push', 'push', 'definePush');
+  sub('mount', 'mount', 'defineMount');
+  sub('unmount', 'mount', 'defineUnmount', ['umount']);
 }
