@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { KilnError } from './errors';
+import { packageRoot } from './paths';
 
 export interface KilnNative {
   mknod(path: string, mode: number, major: number, minor: number): void;
@@ -20,7 +21,7 @@ let cached: KilnNative | undefined;
 
 export function native(): KilnNative {
   if (cached) return cached;
-  const file = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'kiln_native.node');
+  const file = path.join(packageRoot(), 'native', 'build', 'Release', 'kiln_native.node');
   try {
     cached = require(file) as KilnNative;
   } catch (e) {

@@ -62,7 +62,8 @@ export function buildProgram(argv: string[]): Command {
   for (const [name, e] of Object.entries(COMMANDS)) {
     if (name === wanted) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require(`./commands/${e.module}`) as Record<string, Register>;
+      // the .js suffix lets the bundler (scripts/bundle.sh) include every command module
+      const mod = require(`./commands/${e.module}.js`) as Record<string, Register>;
       const reg = mod[`register_${name}`] ?? mod.register;
       if (!reg) throw new Error(`command module ${e.module} has no register function for ${name}`);
       reg(program);
@@ -93,6 +94,4 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (require.main === module || require.main?.filename.endsWith('/bin/kiln')) {
-  void main(process.argv.slice(2));
-}
+if (require.main === module) void main(process.argv.slice(2));

@@ -142,12 +142,41 @@ function headerRow(tpl: Template, rows: object[], overrides?: Record<string, str
   return goMap(h);
 }
 
+const PLAIN_COLUMNS = /^\s*\{\{\s*\.(\w+)\s*\}\}(?:\s*(?:\\t|\t)\s*\{\{\s*\.(\w+)\s*\}\})*\s*$/;
+
+/**
+ * The common table case, `{{.A}}\t{{.B}}…` over rows whose cells are strings or numbers, laid
+ * out without the template engine (same output, a fraction of the time for 1000-row listings).
+ * Undefined when the template or the data need the general path.
+ */
+function plainColumns(body: string, rows: object[], opts: ReportOptions): string | undefined {
+  if (!PLAIN_COLUMNS.test(body)) return undefined;
+  const fields = [...body.matchAll(/\{\{\s*\.(\w+)\s*\}\}/g)].map((m) => m[1]!);
+  const lines: string[][] = [];
+  if (!opts.noHeading) lines.push(fields.map((k) => headerFor(k, opts.headers)));
+  for (const r of rows) {
+    const rec = r as Record<string, unknown>;
+    const cells: string[] = [];
+    for (const k of fields) {
+      const v = rec[k];
+      if (typeof v === 'string') cells.push(v);
+      else if (typeof v === 'number' && Number.isSafeInteger(v)) cells.push(String(v));
+      else return undefined;
+    }
+    lines.push(cells);
+  }
+  if (lines.length === 0) return '';
+  return alignColumns(lines, PODMAN_TABWRITER);
+}
+
 /** Renders a list (`images`, `history`, …) per podman's --format rules; output ends with "\n" unless empty. */
 export function formatReport(rows: object[], format: string | undefined, opts: ReportOptions): string {
   const f = format === undefined || format === '' ? opts.defaultTable : format;
   if (isJsonFormat(f)) return `${goJson(rows, { indent: '    ', escapeHTML: true })}\n`;
   const name = opts.name ?? 'format', norm = normalizeFormat(f);
   if (f.startsWith('table ')) {
+    const fast = plainColumns(f.slice(6), rows, opts);
+    if (fast !== undefined) return fast;
     const tpl = compileNormalized(norm, f.slice(6), name, opts.funcs);
     let out = '';
     if (!opts.noHeading) { const h = headerRow(tpl, rows, opts.headers); out += tpl.execute(h, { header: true, root: [h] }); }

@@ -11,10 +11,23 @@ export type DB = Database.Database;
 
 export const BUSY_TIMEOUT_MS = 60_000;
 
+/**
+ * The addon's path, given to better-sqlite3 directly: its default lookup (the `bindings`
+ * package) probes a dozen candidate paths on every start, which `kiln images` notices.
+ */
+function nativeBinding(): string | undefined {
+  try {
+    return require.resolve('better-sqlite3/build/Release/better_sqlite3.node');
+  } catch {
+    return undefined;
+  }
+}
+
 export function openDatabase(file: string): DB {
   let db: DB;
   try {
-    db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    const binding = nativeBinding();
+    db = new Database(file, binding === undefined ? { timeout: BUSY_TIMEOUT_MS } : { timeout: BUSY_TIMEOUT_MS, nativeBinding: binding });
   } catch (e) {
     throw new KilnError('E_STORE', `cannot open store database ${file}: ${(e as Error).message}`, { cause: e });
   }

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Piscina as PiscinaT } from 'piscina';
 import { KilnError, type WireError } from '../errors';
+import { packageRoot } from '../paths';
 
 let pool: PiscinaT | undefined;
 
@@ -26,7 +27,7 @@ export type WorkerReply<T> = { ok: true; value: T } | { ok: false; error: WireEr
 
 /** Runs `workers/<name>.js` with `arg`; the worker replies with a WorkerReply. */
 export async function runInWorker<A, T>(name: string, arg: A): Promise<T> {
-  const filename = path.join(__dirname, '..', '..', 'workers', `${name}.js`);
+  const filename = path.join(packageRoot(), 'dist', 'workers', `${name}.js`);
   const reply = (await getPool().run(arg, { filename })) as WorkerReply<T>;
   if (!reply.ok) throw KilnError.fromWire(reply.error);
   return reply.value;

@@ -19,7 +19,7 @@ export function register(program: Command): void {
     );
   const sub = (name: string, mod: string, def: string, aliases: string[] = []) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const m = require(`./${mod}`) as Record<string, (c: Command) => Command>;
+    const m = require(`./${mod}.js`) as Record<string, (c: Command) => Command>;
     const c = image.command(name);
     for (const a of aliases) c.alias(a);
     m[def]!(c);
