@@ -76,6 +76,11 @@ export function buildProgram(argv: string[]): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const wanted = findCommand(argv);
+  if (wanted !== undefined && !(wanted in COMMANDS)) {
+    process.stderr.write(`Error: unrecognized command \`kiln ${wanted}\`\nTry 'kiln --help' for more information\n`);
+    process.exit(EXIT.engine);
+  }
   // `kiln images | head`: a closed pipe ends the command quietly, as it does for podman.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);

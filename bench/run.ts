@@ -1,0 +1,233 @@
+/**
+ * kiln benchmarks against reference tools (`npm run bench` = node dist/bench/run.js).
+ *
+ * Every entry of BENCHES times one kiln command against one reference command in the same
+ * hyperfine run and has a goal: kiln's median may be at most `goal` times the reference's.
+ * Entries name the fixtures they need (e.g. a store with 1000 images, built once per run).
+ * Results go to bench/RESULTS.md. To add a workload (build, pull, ...), add a fixture if it
+ * needs one and an entry to BENCHES.
+ *
+ *   node dist/bench/run.js [--only NAME[,NAME]] [--runs N] [--warmup N] [--keep] [--check]
+ *     --check   exit 1 when a goal is missed (failures always exit 1)
+ *     --keep    keep the temp stores (under $KILN_BENCH_TMP, default /var/tmp)
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { benchTag, makeBenchArchive } from './make-archive';
+import { countLines, hyperfine, KILN, PODMAN_CONF, REPO, removeStale, removeTree, run, versionOf } from './lib';
+
+export interface BenchContext {
+  /** This run's temp dir (no spaces: commands are split on whitespace). */
+  tmp: string;
+  /** Absolute path of the repo's bin/kiln. */
+  kiln: string;
+  /** `--root … --runroot …` of this run's kiln store, as one string. */
+  kilnStore: string;
+  /** `--root … --runroot … --tmpdir …` of this run's podman store, as one string. */
+  podmanStore: string;
+  /** Environment for every command (CONTAINERS_CONF set). */
+  env: NodeJS.ProcessEnv;
+  log: (msg: string) => void;
+}
+
+export interface Fixture {
+  describe: string;
+  setup: (ctx: BenchContext) => Promise<void>;
+}
+
+export interface BenchEntry {
+  /** Short id for --only. */
+  id: string;
+  /** Workload label in RESULTS.md. */
+  name: string;
+  kiln: (ctx: BenchContext) => string;
+  /** Reference label in RESULTS.md. */
+  refName: string;
+  ref: (ctx: BenchContext) => string;
+  /** Goal: kiln median <= goal x reference median. */
+  goal: number;
+  fixtures?: string[];
+}
+
+const IMAGE_COUNT = 1000;
+
+export const FIXTURES: Record<string, Fixture> = {
+  images1000: {
+    describe: `${IMAGE_COUNT} tagged images (localhost/bench/img-N:latest) loaded from one docker-archive into a fresh kiln store and a fresh podman store; the images share one tiny base layer and each has a one-file top layer and its own config`,
+    async setup(ctx) {
+      const archive = path.join(ctx.tmp, 'images.tar');
+      ctx.log(`fixture images1000: writing docker-archive with ${IMAGE_COUNT} images`);
+      await makeBenchArchive(archive, IMAGE_COUNT);
+      const split = (s: string): string[] => s.split(/\s+/).filter(Boolean);
+      ctx.log('fixture images1000: kiln load');
+      run(ctx.kiln, [...split(ctx.kilnStore), 'load', '-i', archive], { env: ctx.env });
+      ctx.log('fixture images1000: podman load (about 1.5 min)');
+      run('podman', [...split(ctx.podmanStore), 'load', '-q', '-i', archive], { env: ctx.env });
+      const k = countLines(run(ctx.kiln, [...split(ctx.kilnStore), 'images', '-q'], { env: ctx.env }).stdout);
+      const p = countLines(run('podman', [...split(ctx.podmanStore), 'images', '-q'], { env: ctx.env }).stdout);
+      if (k !== IMAGE_COUNT || p !== IMAGE_COUNT) {
+        throw new Error(`fixture images1000: expected ${IMAGE_COUNT} images in each store, kiln lists ${k}, podman lists ${p}`);
+      }
+      // Spot check that the tags made it, not just the image count.
+      const last = benchTag(IMAGE_COUNT - 1);
+      run(ctx.kiln, [...split(ctx.kilnStore), 'image', 'exists', last], { env: ctx.env });
+      run('podman', [...split(ctx.podmanStore), 'image', 'exists', last], { env: ctx.env });
+    },
+  },
+};
+
+export const BENCHES: BenchEntry[] = [
+  {
+    id: 'version',
+    name: 'CLI start-up: `kiln --version`',
+    kiln: (c) => `${c.kiln} --version`,
+    refName: '`node -e 0`',
+    ref: () => 'node -e 0',
+    goal: 2,
+  },
+  {
+    id: 'images',
+    name: `\`kiln images\`, ${IMAGE_COUNT} images`,
+    kiln: (c) => `${c.kiln} ${c.kilnStore} images`,
+    refName: `\`podman images\`, same ${IMAGE_COUNT} images`,
+    ref: (c) => `podman ${c.podmanStore} images`,
+    goal: 1.5,
+    fixtures: ['images1000'],
+  },
+];
+
+interface Row { entry: BenchEntry; kilnMs?: number; refMs?: number; error?: string }
+
+function parseArgs(argv: string[]): { only?: Set<string>; runs: number; warmup: number; keep: boolean; check: boolean } {
+  const o = { only: undefined as Set<string> | undefined, runs: 20, warmup: 3, keep: false, check: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--only') o.only = new Set(val().split(','));
+    else if (a === '--runs') o.runs = Number(val());
+    else if (a === '--warmup') o.warmup = Number(val());
+    else if (a === '--keep') o.keep = true;
+    else if (a === '--check') o.check = true;
+    else throw new Error(`unknown argument ${a} (see bench/run.ts)`);
+  }
+  if (!(o.runs >= 2) || !(o.warmup >= 0)) throw new Error('--runs must be >= 2 and --warmup >= 0');
+  return o;
+}
+
+/** The most telling line of an error (a tool's own last stderr line), fit for a table cell. */
+function shortError(e: string): string {
+  const lines = e.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.length > 1 ? lines[lines.length - 1] : (lines[0] ?? 'unknown error');
+  return (line.length > 160 ? `${line.slice(0, 157)}...` : line).replace(/\|/g, '\\|');
+}
+
+const fmtMs = (ms: number | undefined): string => (ms === undefined ? '–' : ms.toFixed(1));
+
+function renderResults(rows: Row[], meta: { date: string; runs: number; warmup: number; fixtures: string[] }): string {
+  const cpus = os.cpus();
+  const lines = [
+    '# kiln benchmarks',
+    '',
+    `Generated by \`npm run bench\` (bench/run.ts) on ${meta.date}. Do not edit by hand.`,
+    '',
+    `- machine: ${os.availableParallelism()} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}`,
+    `- node ${process.version}; ${versionOf('podman')}; ${versionOf('hyperfine')}; ${versionOf(KILN)}`,
+    `- hyperfine --warmup ${meta.warmup} --runs ${meta.runs}, no shell, output of both tools to /dev/null; median wall-clock time`,
+    '',
+    '| workload | kiln median ms | reference | reference median ms | ratio | goal |',
+    '|---|---:|---|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    const ratio = r.kilnMs !== undefined && r.refMs !== undefined ? r.kilnMs / r.refMs : undefined;
+    const verdict = r.error ? `FAILED: ${shortError(r.error)}` : ratio! <= r.entry.goal ? 'met' : 'MISSED';
+    lines.push(`| ${r.entry.name} | ${fmtMs(r.kilnMs)} | ${r.entry.refName} | ${fmtMs(r.refMs)} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}x`} | ≤ ${r.entry.goal}x: ${verdict} |`);
+  }
+  if (meta.fixtures.length > 0) {
+    lines.push('', 'Fixtures:', '');
+    for (const f of meta.fixtures) lines.push(`- ${f}: ${FIXTURES[f].describe}.`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<number> {
+  const opts = parseArgs(process.argv.slice(2));
+  const entries = BENCHES.filter((b) => !opts.only || opts.only.has(b.id));
+  if (entries.length === 0) throw new Error(`--only matches none of: ${BENCHES.map((b) => b.id).join(', ')}`);
+
+  // On disk (not tmpfs), and outside the repo so that nothing else working in the tree
+  // removes it under a running bench. KILN_BENCH_TMP overrides the parent directory.
+  const tmpParent = process.env.KILN_BENCH_TMP || '/var/tmp';
+  mkdirSync(tmpParent, { recursive: true });
+  removeStale(tmpParent, 'kiln-bench');
+  const tmp = mkdtempSync(path.join(tmpParent, `kiln-bench-${process.pid}-`));
+  const cleanup = (): void => {
+    if (!opts.keep) removeTree(tmp);
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    cleanup();
+    process.kill(process.pid, sig);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const ctx: BenchContext = {
+    tmp,
+    kiln: KILN,
+    kilnStore: `--root ${tmp}/kiln --runroot ${tmp}/kiln-run`,
+    podmanStore: `--root ${tmp}/podman --runroot ${tmp}/podman-run --tmpdir ${tmp}/podman-tmp`,
+    env: { ...process.env, CONTAINERS_CONF: process.env.CONTAINERS_CONF ?? PODMAN_CONF },
+    log: (m) => process.stderr.write(`bench: ${m}\n`),
+  };
+  const rows: Row[] = [];
+  const fixtureState = new Map<string, Promise<void>>();
+  const usedFixtures: string[] = [];
+  try {
+    for (const entry of entries) {
+      const row: Row = { entry };
+      rows.push(row);
+      try {
+        for (const f of entry.fixtures ?? []) {
+          if (!FIXTURES[f]) throw new Error(`unknown fixture ${f}`);
+          if (!fixtureState.has(f)) {
+            usedFixtures.push(f);
+            fixtureState.set(f, FIXTURES[f].setup(ctx));
+          }
+          await fixtureState.get(f);
+        }
+        ctx.log(`${entry.id}: hyperfine`);
+        const [k, r] = hyperfine([entry.kiln(ctx), entry.ref(ctx)], {
+          warmup: opts.warmup, runs: opts.runs, env: ctx.env, jsonOut: path.join(tmp, `${entry.id}.json`),
+        });
+        row.kilnMs = k.median * 1000;
+        row.refMs = r.median * 1000;
+      } catch (err) {
+        row.error = err instanceof Error ? err.message : String(err);
+        ctx.log(`${entry.id}: FAILED: ${row.error}`);
+      }
+    }
+  } finally {
+    cleanup();
+  }
+
+  const md = renderResults(rows, { date: new Date().toISOString(), runs: opts.runs, warmup: opts.warmup, fixtures: usedFixtures });
+  writeFileSync(path.join(REPO, 'bench', 'RESULTS.md'), md);
+  process.stdout.write(md);
+  const failed = rows.some((r) => r.error);
+  const missed = rows.some((r) => !r.error && r.kilnMs! > r.entry.goal * r.refMs!);
+  return failed || (opts.check && missed) ? 1 : 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}
