@@ -75,7 +75,32 @@ export const FIXTURES: Record<string, Fixture> = {
       run('podman', [...split(ctx.podmanStore), 'image', 'exists', last], { env: ctx.env });
     },
   },
+  tags1000: {
+    describe: `one image with ${IMAGE_COUNT} names (localhost/bench/img-0 plus ${IMAGE_COUNT - 1} tags), in a second kiln store and a second podman store: the listing without podman's per-image cost`,
+    async setup(ctx) {
+      const archive = path.join(ctx.tmp, 'one-image.tar');
+      await makeBenchArchive(archive, 1);
+      const split = (s: string): string[] => s.split(/\s+/).filter(Boolean);
+      const tags = Array.from({ length: IMAGE_COUNT - 1 }, (_, i) => `localhost/bench/tag-${i}:latest`);
+      ctx.log('fixture tags1000: kiln load + tag');
+      run(ctx.kiln, [...split(tagStore(ctx, 'kiln')), 'load', '-q', '-i', archive], { env: ctx.env });
+      run(ctx.kiln, [...split(tagStore(ctx, 'kiln')), 'tag', benchTag(0), ...tags], { env: ctx.env });
+      ctx.log('fixture tags1000: podman load + tag');
+      run('podman', [...split(tagStore(ctx, 'podman')), 'load', '-q', '-i', archive], { env: ctx.env });
+      run('podman', [...split(tagStore(ctx, 'podman')), 'tag', benchTag(0), ...tags], { env: ctx.env });
+      const k = countLines(run(ctx.kiln, [...split(tagStore(ctx, 'kiln')), 'images'], { env: ctx.env }).stdout);
+      const p = countLines(run('podman', [...split(tagStore(ctx, 'podman')), 'images'], { env: ctx.env }).stdout);
+      if (k !== IMAGE_COUNT + 1 || p !== IMAGE_COUNT + 1) throw new Error(`fixture tags1000: expected ${IMAGE_COUNT} rows, kiln printed ${k - 1}, podman ${p - 1}`);
+    },
+  },
 };
+
+/** The second pair of stores (tags1000), beside the first ones. */
+function tagStore(ctx: BenchContext, tool: 'kiln' | 'podman'): string {
+  return tool === 'kiln'
+    ? `--root ${ctx.tmp}/kiln-tags --runroot ${ctx.tmp}/kiln-tags-run`
+    : `--root ${ctx.tmp}/podman-tags --runroot ${ctx.tmp}/podman-tags-run --tmpdir ${ctx.tmp}/podman-tags-tmp`;
+}
 
 export const BENCHES: BenchEntry[] = [
   {
@@ -94,6 +119,15 @@ export const BENCHES: BenchEntry[] = [
     ref: (c) => `podman ${c.podmanStore} images`,
     goal: 1.5,
     fixtures: ['images1000'],
+  },
+  {
+    id: 'tags',
+    name: `\`kiln images\`, one image with ${IMAGE_COUNT} names`,
+    kiln: (c) => `${c.kiln} ${tagStore(c, 'kiln')} images`,
+    refName: `\`podman images\`, same ${IMAGE_COUNT} names`,
+    ref: (c) => `podman ${tagStore(c, 'podman')} images`,
+    goal: 1.5,
+    fixtures: ['tags1000'],
   },
 ];
 

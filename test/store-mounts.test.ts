@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { once } from 'node:events';
 import * as tarStream from 'tar-stream';
 import { sandbox, REPO, type Sandbox } from './helpers/env';
@@ -36,8 +37,13 @@ async function tar(entries: { name: string; type?: 'file' | 'directory'; body?: 
   return Buffer.concat(chunks);
 }
 
-/** Writes an OCI layout with one image made of `layers` (uncompressed), named `name`. */
-function layout(dir: string, layers: Buffer[], name: string): void {
+const MT_LAYER = { none: 'application/vnd.oci.image.layer.v1.tar', gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd' };
+
+/**
+ * Writes an OCI layout with one image made of `layers` (plain tars), named `name`, each layer
+ * stored with the compression given in `compress` (default none).
+ */
+function layout(dir: string, layers: Buffer[], name: string, compress: ('none' | 'gzip' | 'zstd')[] = []): void {
   fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer) => {
     const d = sha(b);
@@ -49,7 +55,11 @@ function layout(dir: string, layers: Buffer[], name: string): void {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: put(config), size: config.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: put(l), size: l.length })),
+    layers: layers.map((l, i) => {
+      const c = compress[i] ?? 'none';
+      const blob = c === 'gzip' ? gzipSync(l) : c === 'zstd' ? (spawnSync('zstd', ['-q', '-c'], { input: l }).stdout as Buffer) : l;
+      return { mediaType: MT_LAYER[c], digest: put(blob), size: blob.length };
+    }),
   }));
   const md = put(manifest);
   fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
@@ -92,6 +102,25 @@ test('a two-layer image mounts with whiteouts and opaque dirs applied by the ker
   assert.equal(fs.existsSync(mnt), false);
   sb.ok(['rmi', 'two']);
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
+});
+
+test('small gzip and zstd layers (one read chunk each) load and mount with their content', async () => {
+  assert.equal(spawnSync('sh', ['-c', 'command -v zstd']).status, 0, 'zstd is not installed: apt-get install -y zstd (or run scripts/setup.sh)');
+  const l1 = await tar([{ name: 'from-gzip.txt', body: 'g' }]);
+  const l2 = await tar([{ name: 'from-zstd.txt', body: 'z' }]);
+  const dir = path.join(sb.dir, 'compressed');
+  layout(dir, [l1, l2], 'localhost/compressed:latest', ['gzip', 'zstd']);
+  sb.ok(['load', '-i', dir]);
+  const inspect = JSON.parse(sb.ok(['inspect', 'compressed'])) as Array<{ RootFS: { Layers: string[] } }>;
+  assert.deepEqual(inspect[0]!.RootFS.Layers, [sha(l1), sha(l2)], 'diffIDs are the plain tars');
+  const mnt = sb.ok(['image', 'mount', 'compressed']).trim();
+  try {
+    assert.equal(fs.readFileSync(path.join(mnt, 'from-gzip.txt'), 'utf8'), 'g');
+    assert.equal(fs.readFileSync(path.join(mnt, 'from-zstd.txt'), 'utf8'), 'z');
+  } finally {
+    sb.ok(['image', 'unmount', 'compressed']);
+  }
+  sb.ok(['rmi', 'compressed']);
 });
 
 test("a killed process's mount hold is dropped and unmounted by the next write", async () => {

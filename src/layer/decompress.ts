@@ -5,7 +5,7 @@
  * - `detectCompression(firstBytes)`: 'gzip' (1f 8b), 'zstd' (28 b5 2f fd), else 'none'.
  * - `decompressStream(src)`: reads (at most) the first 6 bytes of `src`, puts them back, and
  *   returns the plain tar stream. gzip → zlib gunzip; zstd → zlib's zstd decoder when the
- *   running Node has one (≥ 22.15), else E_UNSUPPORTED; plain → `src` itself. xz and bzip2
+ *   running Node has one (≥ 22.15), else the fzstd package; plain → `src` itself. xz and bzip2
  *   are recognised only to be refused with E_UNSUPPORTED (OCI layers are never xz/bzip2).
  *   Errors of `src` reach the returned stream (it is destroyed with them); corrupt compressed
  *   data surfaces as an 'error' of the returned stream (zlib errors carry code "Z_DATA_ERROR"
@@ -32,7 +32,12 @@ function otherCompression(b: Buffer): string | null {
   return null;
 }
 
-/** Reads up to `n` bytes from a paused stream without losing them. */
+/**
+ * Peeks at up to `n` bytes of a paused stream. Unless the stream ended meanwhile (then `head`
+ * is all it had), the bytes are put back with unshift() synchronously inside the 'readable'
+ * handler: deferring that past an await would let a stream whose EOF was already read emit
+ * 'end' first, and the unshifted bytes would be lost.
+ */
 function readHead(src: Readable, n: number): Promise<{ head: Buffer; ended: boolean }> {
   if (src.readableEnded) return Promise.resolve({ head: Buffer.alloc(0), ended: true });
   return new Promise((resolve, reject) => {
@@ -40,7 +45,9 @@ function readHead(src: Readable, n: number): Promise<{ head: Buffer; ended: bool
     let len = 0;
     const done = (ended: boolean) => {
       cleanup();
-      resolve({ head: Buffer.concat(chunks), ended });
+      const head = Buffer.concat(chunks);
+      if (!ended) src.unshift(head);
+      resolve({ head, ended });
     };
     const onError = (e: unknown) => {
       cleanup();
@@ -68,9 +75,39 @@ function readHead(src: Readable, n: number): Promise<{ head: Buffer; ended: bool
 
 type ZstdFactory = () => Transform;
 
-function zstdDecoder(): ZstdFactory | null {
+/**
+ * zlib's zstd decoder where Node has it (≥ 22.15); otherwise fzstd, a pure-JS streaming
+ * decoder (synchronous per chunk: layer extraction runs on the worker pool, so that is fine).
+ */
+function zstdDecoder(): ZstdFactory {
   const f = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
-  return typeof f === 'function' ? () => f.call(zlib) : null;
+  if (typeof f === 'function') return () => f.call(zlib);
+  return () => {
+    const { Decompress } = require('fzstd') as typeof import('fzstd');
+    let out: Transform;
+    const d = new Decompress((chunk) => {
+      out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    });
+    out = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        try {
+          d.push(chunk);
+          cb();
+        } catch (e) {
+          cb(new KilnError('E_BAD_ARCHIVE', `corrupt zstd data: ${(e as Error).message}`));
+        }
+      },
+      flush(cb) {
+        try {
+          d.push(new Uint8Array(0), true);
+          cb();
+        } catch (e) {
+          cb(new KilnError('E_BAD_ARCHIVE', `corrupt or truncated zstd data: ${(e as Error).message}`));
+        }
+      },
+    });
+    return out;
+  };
 }
 
 /** Returns the uncompressed tar stream of `src` (see the file comment). */
@@ -90,26 +127,13 @@ export async function decompressStream(src: Readable): Promise<Readable> {
       hint: 'OCI layers are plain tar, gzip or zstd; recompress the layer with gzip',
     });
   }
-  let input: Readable;
-  if (ended) {
-    input = Readable.from(head.length ? [head] : [], { objectMode: false });
-  } else {
-    src.unshift(head);
-    input = src;
-  }
+  const input: Readable = ended ? Readable.from(head.length ? [head] : [], { objectMode: false }) : src;
   if (kind === 'none') return input;
   let decoder: Transform;
   if (kind === 'gzip') {
     decoder = zlib.createGunzip();
   } else {
-    const z = zstdDecoder();
-    if (!z) {
-      input.destroy();
-      throw new KilnError('E_UNSUPPORTED', `zstd-compressed layers need Node.js ≥ 22.15 (running ${process.version})`, {
-        hint: 'run kiln on a newer Node.js, or convert the image to gzip layers first (e.g. `skopeo copy --dest-compress-format gzip`)',
-      });
-    }
-    decoder = z();
+    decoder = zstdDecoder()();
   }
   // pipeline destroys the decoder with src's error (and src when the consumer gives up).
   pipeline(input, decoder, () => undefined);
