@@ -32,7 +32,7 @@ import {
   MAX_JSON,
   parseJsonMember,
 } from './oci-layout';
-import { atomicWrite, siblingTemp } from './tarutil';
+import { atomicWrite, requireParentDir, siblingTemp } from './tarutil';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
 export const DIR_VERSION = 'Directory Transport Version: 1.1\n';
@@ -176,8 +176,9 @@ export class DirReference implements ImageReference {
   }
   async newDestination(): Promise<ImageDestination> {
     await checkReplaceable(this.dir, this.toString());
+    await requireParentDir(this.dir, this.toString());
     const staging = siblingTemp(this.dir, 'staging');
-    await fs.promises.mkdir(staging, { recursive: true });
+    await fs.promises.mkdir(staging);
     return new DirDestination(this.dir, this.toString(), staging);
   }
 }

@@ -34,7 +34,7 @@ import { chainIDs, hexOf, isDigest, sha256, type Digest } from '../util/digest';
 import { hasExplicitDomain, normalizeName } from '../image/reference';
 import { badArchive, checkPutManifest, MAX_JSON, parseJsonMember } from './oci-layout';
 import { writeVerifiedTemp } from '../util/blobfile';
-import { digestMember, siblingTemp, TarArchive, writeTarFile, type PackEntry, type TarMember } from './tarutil';
+import { digestMember, requireParentDir, siblingTemp, TarArchive, writeTarFile, type PackEntry, type TarMember } from './tarutil';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
 interface Item {
@@ -329,8 +329,9 @@ export class DockerArchiveReference implements ImageReference {
     if (this.index !== undefined) throw new KilnError('E_INVALID_REFERENCE', `${this.toString()}: an @index can only be used to read from an archive`);
     const st = await fs.promises.stat(this.file).catch(() => undefined);
     if (st?.isDirectory()) throw new KilnError('E_TRANSPORT', `${this.toString()}: ${this.file} is a directory`);
+    await requireParentDir(this.file, this.toString());
     const staging = siblingTemp(this.file, 'staging');
-    await fs.promises.mkdir(staging, { recursive: true });
+    await fs.promises.mkdir(staging);
     return new DockerArchiveDestination(this.file, this.name, this.toString(), staging);
   }
 }

@@ -26,7 +26,7 @@ import { KilnError } from '../errors';
 import { MT, REF_NAME_ANNOTATION, isIndexMediaType, type Descriptor, type Index, type Manifest } from '../image/oci';
 import { fsyncDir, writeVerifiedTemp } from '../util/blobfile';
 import { hexOf, isDigest, sha256, type Digest } from '../util/digest';
-import { atomicWrite, randomSuffix, siblingTemp } from './tarutil';
+import { atomicWrite, randomSuffix, requireParentDir, siblingTemp } from './tarutil';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
 /** Largest JSON document (index, manifest, config, manifest.json) we read. */
@@ -286,6 +286,7 @@ export class OciLayoutDestination implements ImageDestination {
       }
       if ((await files.read('index.json', MAX_JSON)) !== undefined) await readLayoutIndex(files);
     }
+    if (!st) await requireParentDir(dir, where);
     const staging = st ? path.join(dir, `.kiln-staging-${randomSuffix()}`) : siblingTemp(dir, 'staging');
     await fs.promises.mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
     return new OciLayoutDestination(dir, tag, where, st !== undefined, staging);

@@ -336,6 +336,16 @@ export function randomSuffix(): string {
 }
 
 /** A hidden sibling of `p`: "<dir>/.<base>.kiln-<what>-<rand>" (same filesystem, so renames work). */
+/**
+ * Checks that the directory that will hold `p` exists, as podman does: an output path in a
+ * missing directory is a user error, and creating directories would leave them behind on abort.
+ */
+export async function requireParentDir(p: string, where: string): Promise<void> {
+  const parent = path.dirname(path.resolve(p));
+  const st = await fs.promises.stat(parent).catch(() => undefined);
+  if (!st?.isDirectory()) throw new KilnError('E_TRANSPORT', `${where}: cannot write ${p}: directory ${parent} does not exist`);
+}
+
 export function siblingTemp(p: string, what: string): string {
   return path.join(path.dirname(p), `.${path.basename(p)}.kiln-${what}-${randomSuffix()}`);
 }
