@@ -105,6 +105,18 @@ test('rmi removes layers and blobs nothing else uses; the store stays consistent
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
 });
 
+test('import reads a gzip tarball from standard input', () => {
+  const { gzipSync } = require('node:zlib') as typeof import('node:zlib');
+  const r = sb.kiln(['import', '-', 'from-stdin'], { input: gzipSync(fs.readFileSync(tar)) });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  const data = JSON.parse(sb.ok(['inspect', 'from-stdin'])) as Array<{ RootFS: { Layers: string[] } }>;
+  const diffID = `sha256:${require('node:crypto').createHash('sha256').update(fs.readFileSync(tar)).digest('hex')}`;
+  assert.deepEqual(data[0]!.RootFS.Layers, [diffID], 'the diffID is the uncompressed tar');
+  sb.ok(['rmi', 'from-stdin']);
+  assert.deepEqual(fs.readdirSync(path.join(sb.root, 'tmp')).filter((d) => fs.readdirSync(path.join(sb.root, 'tmp', d)).length > 0), [], 'no spool file left');
+});
+
 test('import refuses a missing tarball and a bad --change, leaving nothing', () => {
   const r = sb.kiln(['import', path.join(sb.dir, 'nope.tar')]);
   assert.equal(r.status, 125);

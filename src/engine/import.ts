@@ -4,7 +4,8 @@
  * gzip-compressed into the layer blob at the same time (LayerStore.ingestTar).
  */
 import * as fs from 'node:fs';
-import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { tempName } from '../util/blobfile';
 import { KilnError } from '../errors';
 import { MT, type ImageConfig, type Manifest } from '../image/oci';
 import { applyChanges } from '../image/changes';
@@ -24,26 +25,34 @@ export function goArch(): string {
   return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
 }
 
-function openSource(src: string): Readable {
-  if (src === '-') return process.stdin;
+/**
+ * The tarball as a file the worker pool can read: the path itself, or standard input spooled
+ * into the store's work dir (removed by the returned cleanup).
+ */
+async function sourceFile(ctx: EngineContext, src: string): Promise<{ file: string; cleanup: () => void }> {
+  if (src === '-') {
+    const file = tempName(ctx.store.workDir(), 'stdin');
+    await pipeline(process.stdin, fs.createWriteStream(file, { flags: 'wx' }));
+    return { file, cleanup: () => fs.rmSync(file, { force: true }) };
+  }
   if (/^https?:\/\//.test(src)) throw new KilnError('E_UNSUPPORTED', `import from a URL (${src}) is not supported`, { hint: 'download it first and import the file' });
+  let st: fs.Stats;
   try {
-    const st = fs.statSync(src);
-    if (!st.isFile()) throw new KilnError('E_INVALID_ARGUMENT', `import: ${src} is not a regular file`);
+    st = fs.statSync(src);
   } catch (e) {
-    if (e instanceof KilnError) throw e;
     throw new KilnError('E_INVALID_ARGUMENT', `import: cannot read ${src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return fs.createReadStream(src);
+  if (!st.isFile()) throw new KilnError('E_INVALID_ARGUMENT', `import: ${src} is not a regular file`);
+  return { file: src, cleanup: () => undefined };
 }
 
 export async function importImage(ctx: EngineContext, opts: ImportOptions): Promise<ImageRecord> {
   const names = opts.name ? [normalizeName(opts.name)] : [];
   const runConfig = applyChanges({}, opts.changes ?? []);
-  const input = openSource(opts.source);
   const store = ctx.store;
+  const input = await sourceFile(ctx, opts.source);
   return store.withLease(async (lease) => {
-    const { layer, blob } = await store.layers.ingestTar(input, null, 'gzip', lease, `import ${opts.source}`);
+    const { layer, blob } = await store.layers.ingestTar(input.file, null, 'gzip', lease, `import ${opts.source}`).finally(input.cleanup);
     const now = new Date().toISOString();
     const config: ImageConfig = {
       created: now,

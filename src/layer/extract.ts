@@ -1,11 +1,13 @@
 /**
- * Extracting a stored layer blob into a directory: decompress, hash the plain tar (its diffID)
- * and apply it, in one pass. Runs inside a worker (workers/extract-layer.ts) so that hashing and
- * decompression never block the calling process's event loop; it takes and returns only plain
- * data, and the caller verifies the diffID.
+ * Layer work that runs on the worker pool (workers/layer.ts), so that hashing, (de)compression
+ * and tar never block the calling process's event loop: extracting a stored blob (load, pull)
+ * and ingesting a tar that has no blob yet (import, build). Both take and return plain data;
+ * the caller verifies digests and commits the results to the store.
  */
 import * as fs from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { HashCounter } from '../util/blobfile';
 import type { Digest } from '../util/digest';
 import { applyLayerTar } from './apply';
@@ -23,6 +25,56 @@ export interface ExtractResult {
   diffID: Digest;
   /** size of the uncompressed tar stream */
   tarSize: number;
+}
+
+export interface IngestRequest {
+  /** a layer tar file, plain or compressed (gzip, zstd) */
+  srcPath: string;
+  /** an existing empty directory */
+  dest: string;
+  /** where to write the blob (created; the caller fsyncs, renames or removes it) */
+  blobPath: string;
+  compress: 'gzip' | 'none';
+  what: string;
+}
+
+export interface IngestResult extends ExtractResult {
+  blobDigest: Digest;
+  blobSize: number;
+}
+
+/**
+ * One pass over a layer tar that has no blob yet (import, build): decompresses it, hashes the
+ * plain tar (diffID), applies it into `dest` and writes it as a blob (gzip'd or plain) with
+ * its digest, all at once with backpressure from the slower of the two consumers.
+ */
+export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
+  const tar = await decompressStream(fs.createReadStream(req.srcPath));
+  const diffCounter = new HashCounter();
+  const toApply = new PassThrough({ highWaterMark: 1 << 20 });
+  const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
+  const blobCounter = new HashCounter();
+  const out = fs.createWriteStream(req.blobPath, { flags: 'wx' });
+  const blobDone = req.compress === 'gzip' ? pipeline(toBlob, createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
+  const applied = applyLayerTar(toApply, req.dest, { what: req.what });
+  const fanOut = pipeline(tar, diffCounter, async function* (chunks: AsyncIterable<Buffer>) {
+    for await (const c of chunks) {
+      const a = toApply.write(c);
+      const b = toBlob.write(c);
+      if (!a) await new Promise((r) => toApply.once('drain', r));
+      if (!b) await new Promise((r) => toBlob.once('drain', r));
+    }
+    toApply.end();
+    toBlob.end();
+  });
+  try {
+    await Promise.all([fanOut, applied, blobDone]);
+  } catch (e) {
+    toApply.destroy();
+    toBlob.destroy();
+    throw e;
+  }
+  return { diffID: diffCounter.digest(), tarSize: diffCounter.size, blobDigest: blobCounter.digest(), blobSize: blobCounter.size };
 }
 
 export async function extractBlob(req: ExtractRequest): Promise<ExtractResult> {

@@ -6,17 +6,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { KilnError } from '../errors';
 import { sha256, type Digest } from '../util/digest';
-import { HashCounter, checkExpected, tempName } from '../util/blobfile';
+import { checkExpected, fsyncPath, tempName } from '../util/blobfile';
 import { MT } from '../image/oci';
 import type { Store } from './store';
 import type { Lease } from './lease';
 import type { BlobRecord } from './blobs';
-import type { ExtractRequest, ExtractResult } from '../layer/extract';
+import type { ExtractResult, IngestResult } from '../layer/extract';
+import type { LayerTask } from '../../workers/layer';
+import { runInWorker } from '../util/pool';
 
 export interface PreparedLayer {
   tmp: string;
@@ -42,14 +42,6 @@ const COLS = `id, parent, diff_id AS diffID, blob_digest AS blobDigest, compress
 /** The chainID hex of a layer with `diffID` on top of the layer `parent` (a chainID hex). */
 export function layerID(parent: string | null, diffID: Digest): string {
   return (parent === null ? diffID : sha256(`sha256:${parent} ${diffID}`)).slice(7);
-}
-
-/**
- * Extraction and compression code is loaded on first use: most commands (images, inspect,
- * tag) open the store without touching a layer, and their start-up time matters.
- */
-function layerCode(): { apply: typeof import('../layer/apply'); decompress: typeof import('../layer/decompress'); zlib: typeof import('node:zlib') } {
-  return { apply: require('../layer/apply'), decompress: require('../layer/decompress'), zlib: require('node:zlib') };
 }
 
 function newLink(): string {
@@ -104,8 +96,7 @@ export class LayerStore {
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const { runInWorker } = require('../util/pool') as typeof import('../util/pool');
-      const r = await runInWorker<ExtractRequest, ExtractResult>('extract-layer', { blobPath: this.store.blobs.path(blob.digest), dest: diff, what });
+      const r = await runInWorker<LayerTask, ExtractResult>('layer', { op: 'extract', blobPath: this.store.blobs.path(blob.digest), dest: diff, what });
       checkExpected({ digest: r.diffID, size: r.tarSize }, { digest: diffID, what: `${what} (uncompressed)` });
       return { tmp, diffID, blob, tarSize: r.tarSize };
     } catch (e) {
@@ -137,58 +128,31 @@ export class LayerStore {
   }
 
   /**
-   * One pass over a layer tar (plain or compressed): extracts it on `parent`, computes its
-   * diffID, and stores it as a blob — gzip-compressed when `compress` is 'gzip', else as plain
-   * tar. Used by import (and build), where no blob exists yet.
+   * Imports a layer tar file (plain or compressed) on `parent`: on the worker pool it is
+   * extracted, its diffID computed and it is stored as a blob — gzip-compressed when
+   * `compress` is 'gzip', else as plain tar — in one pass; then blob and layer are recorded.
    */
-  async ingestTar(src: Readable, parent: string | null, compress: 'gzip' | 'none', lease: Lease, what: string): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
-    const { apply, decompress, zlib } = layerCode();
+  async ingestTar(srcPath: string, parent: string | null, compress: 'gzip' | 'none', lease: Lease, what: string): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
     const tmp = this.store.tempDir('layer');
+    const blobTmp = tempName(this.store.workDir());
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const tar = await decompress.decompressStream(src);
-      const diffCounter = new HashCounter();
-      const toApply = new PassThrough({ highWaterMark: 1 << 20 });
-      const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
-      const blobCounter = new HashCounter();
-      const blobTmp = tempName(this.store.workDir());
-      const out = fs.createWriteStream(blobTmp, { flags: 'wx' });
-      const blobDone = compress === 'gzip' ? pipeline(toBlob, zlib.createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
-      const applied = apply.applyLayerTar(toApply, diff, { what });
-      const fanOut = pipeline(tar, diffCounter, async function* (chunks: AsyncIterable<Buffer>) {
-        for await (const c of chunks) {
-          const a = toApply.write(c);
-          const b = toBlob.write(c);
-          if (!a) await new Promise((r) => toApply.once('drain', r));
-          if (!b) await new Promise((r) => toBlob.once('drain', r));
-        }
-        toApply.end();
-        toBlob.end();
-      });
-      try {
-        await Promise.all([fanOut, applied, blobDone]);
-      } catch (e) {
-        toApply.destroy();
-        toBlob.destroy();
-        fs.rmSync(blobTmp, { force: true });
-        throw e;
-      }
-      const fd = fs.openSync(blobTmp, 'r');
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
+      const r = await runInWorker<LayerTask, IngestResult>('layer', { op: 'ingest', srcPath, dest: diff, blobPath: blobTmp, compress, what });
+      await fsyncPath(blobTmp);
       const mediaType = compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer;
-      const blob = this.store.blobs.commitTemp(blobTmp, blobCounter.digest(), blobCounter.size, lease, mediaType);
-      const diffID = diffCounter.digest();
-      const id = layerID(parent, diffID);
+      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, mediaType);
+      const id = layerID(parent, r.diffID);
       const existing = this.holdIfPresent(id, lease);
       if (existing) return { layer: existing, blob };
-      const layer = this.commit(tmp, { id, parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: diffCounter.size }, lease);
+      const layer = this.commit(tmp, { id, parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
       return { layer, blob };
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
+      fs.rmSync(blobTmp, { force: true });
     }
   }
+
 
 
   /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
