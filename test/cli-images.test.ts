@@ -17,6 +17,11 @@ before(async () => {
 });
 after(() => sb.cleanup());
 
+test('an empty store still prints the heading, as podman does', () => {
+  assert.match(sb.ok(['images']), /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n$/);
+  assert.equal(sb.ok(['images', '--noheading']), '');
+});
+
 test('import prints the image ID and images lists it with podman columns', () => {
   const id = sb.ok(['import', '--change', 'CMD ["/bin/sh"]', '-c', 'LABEL a=b', tar, 'busybox']).trim();
   assert.match(id, /^[a-f0-9]{64}$/);
@@ -80,6 +85,26 @@ test('tag, untag and rmi follow podman: names move, rmi by name untags, by ID ne
   const bad = sb.kiln(['tag', 'busybox', 'UPPER']);
   assert.equal(bad.status, 125);
   assert.match(bad.stderr, /invalid image name "UPPER"/);
+});
+
+test('filters (before/after/label/reference), --sort and template functions', async () => {
+  const older = sb.ok(['images', '-q', '--no-trunc', 'busybox']).trim().slice(7);
+  await new Promise((r) => setTimeout(r, 1100)); // created times are compared, keep them apart
+  const newer = sb.ok(['import', '-c', 'LABEL tier=new', tar, 'zzz/newer:1']).trim();
+  const ids = (args: string[]) => sb.ok(['images', '--noheading', '--no-trunc', '--format', '{{.ID}}', ...args]).trim().split('\n').filter(Boolean);
+  assert.deepEqual(ids(['--filter', `after=${older.slice(0, 12)}`]), [`sha256:${newer}`]);
+  assert.deepEqual(ids(['--filter', 'since=busybox']), [`sha256:${newer}`]);
+  assert.ok(ids(['--filter', 'before=zzz/newer:1']).includes(`sha256:${older}`));
+  assert.ok(!ids(['--filter', 'before=zzz/newer:1']).includes(`sha256:${newer}`));
+  assert.deepEqual(ids(['--filter', 'label=tier=new']), [`sha256:${newer}`]);
+  assert.deepEqual(ids(['--filter', 'reference=zzz/*']), [`sha256:${newer}`]);
+  const repos = sb.ok(['images', '--sort', 'repository', '--format', '{{.Repository}}']).trim().split('\n');
+  assert.deepEqual(repos, [...repos].sort());
+  assert.match(sb.ok(['images', '--format', '{{.ID | upper}}', 'zzz/newer:1']).trim(), /^[0-9A-F]{12}$/);
+  const bad = sb.kiln(['images', '--sort', 'colour']);
+  assert.equal(bad.status, 125);
+  assert.match(bad.stderr, /--sort "colour": invalid option/);
+  sb.ok(['rmi', 'zzz/newer:1']);
 });
 
 test('history lists the import step with its size', () => {

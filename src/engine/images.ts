@@ -50,11 +50,15 @@ export function summarize(img: ImageRecord, containers: number, labels: Record<s
 }
 
 export interface ListOptions {
-  /** podman's --filter reference=PATTERN / dangling=true|false (the common ones). */
+  /** podman's --filter: reference=, dangling=, id=, label=, before=, after=/since= */
   filters?: string[];
+  /** podman's --sort: created (default, newest first), id, repository, tag, size */
+  sort?: string;
 }
 
-function matchFilter(img: ImageRecord, f: string): boolean {
+export const SORT_KEYS = ['created', 'id', 'repository', 'tag', 'size'] as const;
+
+function matchFilter(ctx: EngineContext, img: ImageRecord, f: string): boolean {
   const eq = f.indexOf('=');
   if (eq < 0) throw new KilnError('E_INVALID_ARGUMENT', `--filter ${JSON.stringify(f)}: want KEY=VALUE`);
   const key = f.slice(0, eq);
@@ -68,16 +72,36 @@ function matchFilter(img: ImageRecord, f: string): boolean {
     }
     case 'id':
       return img.id.startsWith(val.replace(/^sha256:/, ''));
+    case 'before':
+      return img.created < ctx.store.images.resolve(val).created;
+    case 'after':
+    case 'since':
+      return img.created > ctx.store.images.resolve(val).created;
+    case 'label': {
+      const labels = readLabels(ctx, img);
+      const i = val.indexOf('=');
+      return i < 0 ? val in labels : labels[val.slice(0, i)] === val.slice(i + 1);
+    }
     default:
       throw new KilnError('E_INVALID_ARGUMENT', `--filter ${JSON.stringify(f)}: unsupported filter ${JSON.stringify(key)}`, {
-        hint: 'supported: reference=, dangling=, id=',
+        hint: 'supported: reference=, dangling=, id=, label=, before=, after=, since='
       });
   }
 }
 
+function readLabels(ctx: EngineContext, img: ImageRecord): Record<string, string> {
+  const { readConfig } = require('./inspect') as typeof import('./inspect');
+  return readConfig(ctx.store, img).config?.Labels ?? {};
+}
+
+/** Images matching every filter, newest first unless `sort` says otherwise. */
 export function listImages(ctx: EngineContext, opts: ListOptions = {}): ImageRecord[] {
   let imgs = ctx.store.images.list();
-  for (const f of opts.filters ?? []) imgs = imgs.filter((i) => matchFilter(i, f));
+  for (const f of opts.filters ?? []) imgs = imgs.filter((i) => matchFilter(ctx, i, f));
+  const sort = opts.sort ?? 'created';
+  if (!(SORT_KEYS as readonly string[]).includes(sort)) {
+    throw new KilnError('E_INVALID_ARGUMENT', `--sort ${JSON.stringify(sort)}: invalid option`, { hint: `use one of ${SORT_KEYS.join(', ')}` });
+  }
   return imgs;
 }
 

@@ -16,6 +16,7 @@ interface Opts {
   heading: boolean;
   format?: string;
   filter: string[];
+  sort: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -30,12 +31,13 @@ export function defineImages(cmd: Command): Command {
     .option('-n, --noheading', 'Do not print column headings')
     .option('--format <format>', "Change the output format to JSON or a Go template")
     .option('-f, --filter <filter>', 'Filter output based on conditions provided', collect, [])
+    .option('--sort <key>', 'Sort by created, id, repository, size or tag', 'created')
     .action(handler(run));
 }
 
 function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheading?: boolean }): void {
   const filters = image ? [...o.filter, `reference=${image}`] : o.filter;
-  const imgs = listImages(ctx, { filters });
+  const imgs = listImages(ctx, { filters, sort: o.sort });
   if (o.quiet) {
     const seen = new Set<string>();
     for (const i of imgs) seen.add(o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`);
@@ -64,11 +66,12 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
         CreatedAt: new Date(i.created).toISOString(),
         CreatedTime: new Date(i.created).toISOString(),
         Size: humanSize(i.size),
+        SizeBytes: i.size,
         VirtualSize: humanSize(i.size),
         SharedSize: humanSize(0),
         Containers: 0,
         Names: i.names,
-        History: i.names,
+        History: i.names.join(', '),
         Dangling: i.names.length === 0,
         ReadOnly: false,
         IsReadOnly: false,
@@ -76,10 +79,23 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
       };
     });
   });
+  sortRows(rows, o.sort);
   const defaultTable = o.digests
     ? 'table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.Created}}\t{{.Size}}'
     : 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Created}}\t{{.Size}}';
   write(formatReport(rows, o.format, { defaultTable, headers: { ID: 'IMAGE ID' }, noHeading: o.heading === false || o.noheading === true }));
+}
+
+/** podman sorts the listed rows (one per name); created keeps the engine's newest-first order. */
+function sortRows(rows: { Repository: string; Tag: string; Id: string; SizeBytes: number }[], key: string): void {
+  const by: Record<string, (a: (typeof rows)[number], b: (typeof rows)[number]) => number> = {
+    id: (a, b) => (a.Id < b.Id ? -1 : a.Id > b.Id ? 1 : 0),
+    repository: (a, b) => (a.Repository < b.Repository ? -1 : a.Repository > b.Repository ? 1 : 0),
+    tag: (a, b) => (a.Tag < b.Tag ? -1 : a.Tag > b.Tag ? 1 : 0),
+    size: (a, b) => a.SizeBytes - b.SizeBytes,
+  };
+  const cmp = by[key];
+  if (cmp) rows.sort(cmp);
 }
 
 export function register(program: Command): void {
