@@ -16,8 +16,8 @@ before(async () => {
   src = sandbox('kiln-xfer-');
   const tar = await busyboxTar(src.dir);
   ids = {
-    a: src.ok(['import', '-c', 'CMD ["/bin/sh"]', tar, 'localhost/a:1']).trim(),
-    b: src.ok(['import', '-c', 'LABEL b=1', tar, 'quay.io/team/b:2']).trim(),
+    a: src.ok(['import', '-c', 'CMD ["/bin/sh"]', tar, 'localhost/a:1']).trim().replace(/^sha256:/, ''),
+    b: src.ok(['import', '-c', 'LABEL b=1', tar, 'quay.io/team/b:2']).trim().replace(/^sha256:/, ''),
   };
 });
 after(() => src.cleanup());

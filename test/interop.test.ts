@@ -16,7 +16,7 @@ let diffIDs: string[];
 before(async () => {
   sb = sandbox('kiln-interop-');
   const tar = await busyboxTar(sb.dir);
-  id = sb.ok(['import', '-c', 'CMD ["/bin/sh"]', tar, 'localhost/bb:1']).trim();
+  id = sb.ok(['import', '-c', 'CMD ["/bin/sh"]', tar, 'localhost/bb:1']).trim().replace(/^sha256:/, '');
   diffIDs = (JSON.parse(sb.ok(['inspect', 'bb:1'])) as Array<{ RootFS: { Layers: string[] } }>)[0]!.RootFS.Layers;
 });
 after(() => sb.cleanup());

@@ -60,7 +60,7 @@ export async function importImage(ctx: EngineContext, opts: ImportOptions): Prom
       os: 'linux',
       config: runConfig,
       rootfs: { type: 'layers', diff_ids: [layer.diffID] },
-      history: [{ created: now, created_by: `/bin/sh -c #(nop) ADD file:${layer.diffID.slice(7)} in /`, ...(opts.message ? { comment: opts.message } : {}) }],
+      history: [{ created: now, created_by: `/bin/sh -c #(nop) ADD file:${layer.diffID.slice(7)} in /`, comment: opts.message ?? 'imported from tarball' }],
     };
     const configBytes = Buffer.from(JSON.stringify(config));
     const configRec = await store.blobs.putBuffer(configBytes, lease, { mediaType: MT.ociConfig });

@@ -31,7 +31,16 @@ export function defineHistory(cmd: Command): Command {
           Tags: r.tags,
         }));
         if (o.format === 'json') {
-          write(JSON.stringify(rows.map((r) => ({ id: r.id, created: new Date(r.created).toISOString(), CreatedBy: r.createdBy, size: r.size, comment: r.comment, tags: r.tags.length ? r.tags : null })), null, 4));
+          // podman's shape: one line, comment and tags only when set
+          write(JSON.stringify(rows.map((r) => ({
+            id: r.id,
+            created: new Date(r.created).toISOString(),
+            CreatedBy: r.createdBy,
+            size: r.size,
+            ...(r.comment ? { comment: r.comment } : {}),
+            ...(r.tags.length ? { tags: r.tags } : {}),
+            Created: new Date(r.created).toISOString().replace(/\.\d+Z$/, 'Z'),
+          }))));
           return;
         }
         write(formatReport(view, o.format, { defaultTable: 'table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}', headers: { ID: 'ID', CreatedBy: 'CREATED BY' } }));

@@ -1,4 +1,4 @@
-/** `kiln import [-c CHANGE]... [-m MSG] [-q] TARBALL [NAME]`: prints the new image's ID. */
+/** `kiln import [-c CHANGE]... [-m MSG] [-q] TARBALL [NAME]`: prints the new image's ID (sha256:…, as podman). */
 import type { Command } from 'commander';
 import { handler, write } from '../output';
 import { importImage } from '../../engine/import';
@@ -15,7 +15,7 @@ export function defineImport(cmd: Command): Command {
     .action(
       handler(async (ctx, tarball: string, name: string | undefined, o: { change: string[]; message?: string; quiet?: boolean }) => {
         const img = await importImage(ctx, { source: tarball, name, changes: o.change, message: o.message });
-        if (!o.quiet) write(img.id);
+        if (!o.quiet) write(`sha256:${img.id}`);
       }),
     );
 }
