@@ -77,6 +77,11 @@ export function buildProgram(argv: string[]): Command {
 
 export async function main(argv: string[]): Promise<void> {
   const wanted = findCommand(argv);
+  if (wanted === undefined && !argv.some((a) => ['-h', '--help', '-v', '--version'].includes(a))) {
+    buildProgram(argv).outputHelp({ error: true });
+    process.stderr.write(`Error: missing command 'kiln COMMAND'\n`);
+    process.exit(EXIT.engine);
+  }
   if (wanted !== undefined && !(wanted in COMMANDS)) {
     process.stderr.write(`Error: unrecognized command \`kiln ${wanted}\`\nTry 'kiln --help' for more information\n`);
     process.exit(EXIT.engine);
@@ -91,7 +96,12 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') process.exit(0);
+      if (e.code === 'commander.help') {
+        // a command group (image, system) without its subcommand: help went to stderr
+        process.stderr.write(`Error: missing command 'kiln ${findCommand(argv) ?? ''} COMMAND'\n`);
+        process.exit(EXIT.engine);
+      }
       if (e.code === 'commander.unknownCommand') process.exit(EXIT.engine);
       process.exit(e.exitCode === 0 ? 0 : EXIT.engine);
     }

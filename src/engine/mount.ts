@@ -35,6 +35,7 @@ export function unmountImages(ctx: EngineContext, refs: string[], opts: { all: b
 
 export function listMounts(ctx: EngineContext): { id: string; names: string[]; layer: string; target: string }[] {
   const store = ctx.store;
+  store.writeTx(() => store.mounts.dropStale());
   const byTop = new Map(store.images.list().filter((i) => i.topLayer !== null).map((i) => [i.topLayer!, i]));
   return store.mounts.list().flatMap((m) => {
     const img = byTop.get(m.layerID);

@@ -29,26 +29,28 @@ export async function removeImages(ctx: EngineContext, refs: string[], opts: Rmi
   const targets = opts.all ? store.images.list().map((i) => i.id) : refs;
   for (const ref of targets) {
     try {
-      const img = store.images.find(ref);
-      if (!img) {
+      // Decide and act in one transaction: a concurrent tag must not slip between them.
+      const outcome = store.writeTx((): { untagged: string[]; deleted?: string } | undefined => {
+        const img = store.images.find(ref);
+        if (!img) return undefined;
+        const byID = opts.all || (ID_LIKE.test(ref) && img.id.startsWith(ref.replace(/^sha256:/, '')) && !img.names.includes(safeNormalize(ref)));
+        if (!byID && img.names.length > 1) {
+          const name = img.names.find((n) => n === safeNormalize(ref)) ?? matchShort(img.names, ref);
+          if (name !== undefined && store.images.removeName(img.id, name)) return { untagged: [name] };
+        }
+        if (byID && img.names.length > 1 && !opts.force && !opts.all) {
+          throw new KilnError('E_INVALID_ARGUMENT', `unable to delete image ${img.id} by ID with more than one tag (${img.names.join(', ')}): please force removal`);
+        }
+        const removed = store.images.removeTx(img.id, !!opts.force);
+        return { untagged: removed.untagged, deleted: removed.id };
+      });
+      await store.emptyTrash();
+      if (!outcome) {
         if (!opts.ignore) report.errors.push(new KilnError('E_IMAGE_UNKNOWN', `${ref}: image not known`));
         continue;
       }
-      const byID = opts.all || (ID_LIKE.test(ref) && img.id.startsWith(ref.replace(/^sha256:/, '')) && !img.names.includes(safeNormalize(ref)));
-      if (!byID && img.names.length > 1) {
-        const name = img.names.find((n) => n === safeNormalize(ref)) ?? matchShort(img.names, ref);
-        if (name !== undefined) {
-          store.images.removeName(img.id, name);
-          report.untagged.push(name);
-          continue;
-        }
-      }
-      if (byID && img.names.length > 1 && !opts.force && !opts.all) {
-        throw new KilnError('E_IMAGE_IN_USE', `unable to delete image ${img.id} by ID with more than one tag (${img.names.join(', ')}): please force removal`);
-      }
-      const removed = await store.images.remove(img.id, !!opts.force);
-      report.untagged.push(...removed.untagged);
-      report.deleted.push(removed.id);
+      report.untagged.push(...outcome.untagged);
+      if (outcome.deleted) report.deleted.push(outcome.deleted);
     } catch (e) {
       report.errors.push(asKilnError(e));
     }

@@ -11,6 +11,7 @@ import { createGzip } from 'node:zlib';
 import { HashCounter } from '../util/blobfile';
 import type { Digest } from '../util/digest';
 import { applyLayerTar } from './apply';
+import { KilnError } from '../errors';
 import { decompressStream } from './decompress';
 
 export interface ExtractRequest {
@@ -49,7 +50,9 @@ export interface IngestResult extends ExtractResult {
  * its digest, all at once with backpressure from the slower of the two consumers.
  */
 export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
-  const tar = await decompressStream(fs.createReadStream(req.srcPath));
+  const tar = await decompressStream(fs.createReadStream(req.srcPath)).catch((e: unknown) => {
+    throw withContext(e, req.what);
+  });
   const diffCounter = new HashCounter();
   const toApply = new PassThrough({ highWaterMark: 1 << 20 });
   const toBlob = new PassThrough({ highWaterMark: 1 << 20 });
@@ -70,17 +73,35 @@ export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
   try {
     await Promise.all([fanOut, applied, blobDone]);
   } catch (e) {
-    toApply.destroy();
-    toBlob.destroy();
-    throw e;
+    // Stop every stream and let each settle, so no descriptor stays open and nothing writes
+    // into the caller's temp paths after we reply.
+    for (const s of [tar, toApply, toBlob, out]) s.destroy();
+    await Promise.allSettled([fanOut, applied, blobDone]);
+    throw withContext(e, req.what);
   }
   return { diffID: diffCounter.digest(), tarSize: diffCounter.size, blobDigest: blobCounter.digest(), blobSize: blobCounter.size };
 }
 
 export async function extractBlob(req: ExtractRequest): Promise<ExtractResult> {
-  const tar = await decompressStream(fs.createReadStream(req.blobPath));
+  const tar = await decompressStream(fs.createReadStream(req.blobPath)).catch((e: unknown) => {
+    throw withContext(e, req.what);
+  });
   const counter = new HashCounter();
+  const piped = pipeline(tar, counter);
   const applied = applyLayerTar(counter, req.dest, { what: req.what });
-  await Promise.all([pipeline(tar, counter), applied]);
+  try {
+    await Promise.all([piped, applied]);
+  } catch (e) {
+    tar.destroy();
+    counter.destroy();
+    await Promise.allSettled([piped, applied]);
+    throw withContext(e, req.what);
+  }
   return { diffID: counter.digest(), tarSize: counter.size };
+}
+
+/** Errors name the layer they concern (decompression errors alone do not say which file). */
+function withContext(e: unknown, what: string): KilnError {
+  const k = e instanceof KilnError ? e : new KilnError((e as NodeJS.ErrnoException).code?.startsWith('Z_') ? 'E_BAD_ARCHIVE' : 'E_IO', (e as Error).message ?? String(e), { cause: e });
+  return k.message.includes(what) ? k : new KilnError(k.code, `${what}: ${k.message}`, k.hint === undefined ? { cause: e } : { hint: k.hint, cause: e });
 }

@@ -188,34 +188,40 @@ export class ImageStore {
    * or it is mounted, unless `force` (which also deletes those container records and unmounts it).
    */
   async remove(id: string, force: boolean): Promise<RemovedImage> {
-    const result = this.store.writeTx(() => {
-      const img = this.get(id);
-      if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${id}: image not known`);
-      const users = this.containersUsing(id);
-      if (users.length > 0 && !force) {
-        throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is in use by container(s) ${users.map((c) => c.slice(0, 12)).join(', ')}`, {
-          hint: 'remove the containers first, or use --force',
-        });
-      }
-      const db = this.store.db;
-      const layers = this.layerIDs(id).reverse();
-      const top = layers[0];
-      if (top !== undefined && this.store.mounts.holders(top).length > 0) {
-        if (!force) {
-          throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is mounted at ${this.store.mounts.target(top)}`, {
-            hint: 'unmount it first (kiln image unmount), or use --force',
-          });
-        }
-        this.store.mounts.releaseTx(top, '', true);
-      }
-      const blobs = (db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: Digest }[]).map((r) => r.digest);
-      if (users.length > 0) db.prepare('DELETE FROM containers WHERE image_id = ?').run(id);
-      db.prepare('DELETE FROM images WHERE id = ?').run(id);
-      const gone = this.collectTx(layers, blobs);
-      return { id, untagged: img.names, deleted: true, ...gone };
-    });
+    const result = this.store.writeTx(() => this.removeTx(id, force));
     await this.store.emptyTrash();
     return result;
+  }
+
+  /** Inside writeTx: remove() without emptying the trash (the caller does, after commit). */
+  removeTx(id: string, force: boolean): RemovedImage {
+    const img = this.get(id);
+    if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${id}: image not known`);
+    const users = this.containersUsing(id);
+    if (users.length > 0 && !force) {
+      throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is in use by container(s) ${users.map((c) => c.slice(0, 12)).join(', ')}`, {
+        hint: 'remove the containers first, or use --force',
+      });
+    }
+    const db = this.store.db;
+    const layers = this.layerIDs(id).reverse();
+    const top = layers[0];
+    // Mounts are per layer: only a mount of a layer no other image uses keeps this image.
+    if (top !== undefined) this.store.mounts.dropStale(top);
+    const shared = top !== undefined && db.prepare('SELECT 1 FROM image_layers WHERE layer_id = ? AND image_id != ?').get(top, id) !== undefined;
+    if (top !== undefined && !shared && this.store.mounts.holders(top).length > 0) {
+      if (!force) {
+        throw new KilnError('E_IMAGE_IN_USE', `image ${id.slice(0, 12)} is mounted at ${this.store.mounts.target(top)}`, {
+          hint: 'unmount it first (kiln image unmount), or use --force',
+        });
+      }
+      this.store.mounts.releaseTx(top, '', true);
+    }
+    const blobs = (db.prepare('SELECT digest FROM image_blobs WHERE image_id = ?').all(id) as { digest: Digest }[]).map((r) => r.digest);
+    if (users.length > 0) db.prepare('DELETE FROM containers WHERE image_id = ?').run(id);
+    db.prepare('DELETE FROM images WHERE id = ?').run(id);
+    const gone = this.collectTx(layers, blobs);
+    return { id, untagged: img.names, deleted: true, ...gone };
   }
 
   /** Inside writeTx: deletes the candidate layers (top first) and blobs nothing holds. */
@@ -234,15 +240,15 @@ export class ImageStore {
       const rec = this.store.layers.get(l);
       if (!rec || (layerHeld.get({ id: l }) as { held: number }).held) continue;
       db.prepare('DELETE FROM layers WHERE id = ?').run(l);
-      this.store.trash(this.store.layers.dir(l));
-      fs.rmSync(path.join(this.store.paths.links, rec.link), { force: true });
+      this.store.trash(this.store.layers.dir(l), 'layer', l);
+      this.store.trash(path.join(this.store.paths.links, rec.link), 'link', rec.link);
       removedLayers.push(l);
     }
     const removedBlobs: Digest[] = [];
     for (const b of new Set(blobCandidates)) {
       if ((blobHeld.get({ d: b }) as { held: number }).held || !this.store.blobs.has(b)) continue;
       db.prepare('DELETE FROM blobs WHERE digest = ?').run(b);
-      this.store.trash(this.store.blobs.path(b));
+      this.store.trash(this.store.blobs.path(b), 'blob', b.slice(7));
       removedBlobs.push(b);
     }
     return { layers: removedLayers, blobs: removedBlobs };

@@ -168,6 +168,9 @@ export class LayerStore {
       }
       const link = newLink();
       fs.writeFileSync(path.join(tmp, 'link'), link);
+      // Under the lock a layer dir without a record is debris of a process killed after its
+      // rename (store.ts, rule 2): it makes way, as repair() would have removed it.
+      if (fs.existsSync(this.dir(rec.id))) this.store.trash(this.dir(rec.id), 'orphan', `layer-${rec.id}`);
       fs.renameSync(tmp, this.dir(rec.id));
       fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link));
       const full: LayerRecord = { ...rec, link, created: Date.now() };

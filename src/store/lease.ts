@@ -35,10 +35,14 @@ export class Lease {
       db.prepare('DELETE FROM lease_refs WHERE lease_id = ?').run(this.id);
       db.prepare('DELETE FROM leases WHERE id = ?').run(this.id);
       if (!collect) return;
-      // Children were leased after their parents: collect in reverse so parents are freed too.
-      const layers = refs.filter((r) => r.kind === 'layer').map((r) => r.ref).reverse();
-      const blobs = refs.filter((r) => r.kind === 'blob').map((r) => r.ref as `sha256:${string}`);
-      this.store.images.collectTx(layers, blobs);
+      // Removing a child can free its parent: collect until nothing more goes.
+      let layers = refs.filter((r) => r.kind === 'layer').map((r) => r.ref);
+      for (;;) {
+        const gone = new Set(this.store.images.collectTx(layers, []).layers);
+        if (gone.size === 0) break;
+        layers = layers.filter((l) => !gone.has(l));
+      }
+      this.store.images.collectTx([], refs.filter((r) => r.kind === 'blob').map((r) => r.ref as `sha256:${string}`));
     });
     if (collect) this.store.emptyTrashSync();
   }

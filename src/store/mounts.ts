@@ -35,9 +35,20 @@ export function isMountPoint(target: string): boolean {
 export class MountStore {
   constructor(private readonly store: Store) {}
 
+  /**
+   * Where a layer is mounted: under the runroot's real path, since /proc/self/mountinfo (which
+   * isMountPoint reads) shows resolved paths and a runroot reached through a symlink would
+   * otherwise never look mounted.
+   */
   target(layerID: string): string {
-    return path.join(this.store.paths.runroot, 'overlay', layerID, 'merged');
+    if (this.base === undefined) {
+      fs.mkdirSync(this.store.paths.runroot, { recursive: true, mode: 0o700 });
+      this.base = path.join(fs.realpathSync(this.store.paths.runroot), 'overlay');
+    }
+    return path.join(this.base, layerID, 'merged');
   }
+
+  private base: string | undefined;
 
   /** Holders of a layer's mount. */
   holders(layerID: string): string[] {

@@ -17,6 +17,8 @@ import type { Store } from './store';
 
 export interface RepairReport {
   deadOwners: string[];
+  /** trash entries of killed processes whose deleting transaction never committed, put back */
+  restored: string[];
   orphanBlobs: string[];
   orphanLayers: string[];
   orphanLinks: string[];
@@ -46,12 +48,46 @@ export function hasDebris(store: Store): boolean {
   return readdirOr(store.paths.tmp).some((o) => !ownerAlive(o));
 }
 
+/**
+ * A killed process may have moved files into its trash inside a transaction that never
+ * committed: their records still exist. Under the write lock, such entries go back where they
+ * were (unless something already took the place). Returns what was restored.
+ */
+function restoreTrash(store: Store, workDir: string): string[] {
+  const db = store.db;
+  const restored: string[] = [];
+  for (const entry of readdirOr(workDir)) {
+    const m = /^trash-(blob|layer|link)-(.+)-[0-9a-f]{8}$/.exec(entry);
+    if (!m) continue;
+    const [, kind, name] = m as unknown as [string, 'blob' | 'layer' | 'link', string];
+    const recorded =
+      kind === 'blob' ? store.blobs.has(`sha256:${name}`)
+      : kind === 'layer' ? store.layers.get(name) !== undefined
+      : db.prepare('SELECT 1 FROM layers WHERE link = ?').get(name) !== undefined;
+    if (!recorded) continue;
+    const home = kind === 'blob' ? store.blobs.path(`sha256:${name}`) : kind === 'layer' ? store.layers.dir(name) : path.join(store.paths.links, name);
+    if (fs.existsSync(home) || (kind === 'link' && isLink(home))) continue;
+    fs.renameSync(path.join(workDir, entry), home);
+    restored.push(`${kind} ${name}`);
+  }
+  return restored;
+}
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 export function repair(store: Store): RepairReport {
   const db = store.db;
-  const report: RepairReport = { deadOwners: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
+  const report: RepairReport = { deadOwners: [], restored: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
   for (const o of readdirOr(store.paths.tmp)) {
     if (o === selfOwner() || ownerAlive(o)) continue;
     report.deadOwners.push(o);
+    report.restored.push(...restoreTrash(store, path.join(store.paths.tmp, o)));
     report.removePaths.push(path.join(store.paths.tmp, o));
   }
   const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
@@ -62,13 +98,13 @@ export function repair(store: Store): RepairReport {
   for (const f of readdirOr(store.paths.blobs)) {
     if (blobRecs.has(f)) continue;
     report.orphanBlobs.push(f);
-    store.trash(path.join(store.paths.blobs, f));
+    store.trash(path.join(store.paths.blobs, f), 'orphan', `blob-${f}`);
   }
   const layerRecs = new Map((db.prepare('SELECT id, link FROM layers').all() as { id: string; link: string }[]).map((r) => [r.id, r.link]));
   for (const d of readdirOr(store.paths.layers)) {
     if (layerRecs.has(d)) continue;
     report.orphanLayers.push(d);
-    store.trash(path.join(store.paths.layers, d));
+    store.trash(path.join(store.paths.layers, d), 'orphan', `layer-${d}`);
   }
   const links = new Set(layerRecs.values());
   for (const l of readdirOr(store.paths.links)) {
@@ -139,6 +175,13 @@ export function check(store: Store): CheckReport {
   const orphanNames = db.prepare('SELECT name FROM image_names n WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = n.image_id)').all() as { name: string }[];
   for (const n of orphanNames) problems.push(`name ${n.name}: points to no image`);
 
+  const unheldLayers = db.prepare(`SELECT id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE layer_id = l.id)
+    AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id) AND NOT EXISTS (SELECT 1 FROM containers WHERE layer_id = l.id)
+    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id) AND NOT EXISTS (SELECT 1 FROM layer_mounts WHERE layer_id = l.id)`).all() as { id: string }[];
+  for (const l of unheldLayers) debris.push(`layer ${l.id} is used by nothing (left by an interrupted operation)`);
+  const unheldBlobs = db.prepare(`SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = b.digest)
+    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = b.digest)`).all() as { digest: string }[];
+  for (const b of unheldBlobs) debris.push(`blob ${b.digest} is used by nothing (left by an interrupted operation)`);
   for (const o of readdirOr(store.paths.tmp)) if (!ownerAlive(o)) debris.push(`work dir ${path.join(store.paths.tmp, o)} of dead process ${o}`);
   const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
   for (const l of leases) if (!ownerAlive(l.owner)) debris.push(`lease ${l.id} of dead process ${l.owner}`);

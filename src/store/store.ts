@@ -29,6 +29,9 @@ import { MountStore } from './mounts';
 import { Lease } from './lease';
 import { hasDebris, repair, type RepairReport } from './repair';
 
+/** What a trash entry was: a blob file, a layer dir, a short link, or debris with no record. */
+export type TrashKind = 'blob' | 'layer' | 'link' | 'orphan';
+
 export class Store {
   readonly paths: StorePaths;
   readonly db: DB;
@@ -37,6 +40,7 @@ export class Store {
   readonly images: ImageStore;
   readonly mounts: MountStore;
   private work: string | undefined;
+  private txTrash: { from: string; to: string }[] | undefined;
   private recovered = false;
   private closed = false;
 
@@ -65,7 +69,18 @@ export class Store {
    */
   writeTx<T>(fn: () => T): T {
     if (!this.recovered) this.recoverDebris();
-    return this.db.transaction(fn).immediate();
+    if (this.db.inTransaction) return this.db.transaction(fn)(); // nested: a savepoint
+    const moves: { from: string; to: string }[] = [];
+    this.txTrash = moves;
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      // The records rolled back: put back what the transaction moved into the trash.
+      for (const m of moves.reverse()) fs.renameSync(m.to, m.from);
+      throw e;
+    } finally {
+      this.txTrash = undefined;
+    }
   }
 
   /** This process's private work dir on the store's filesystem (created on first use). */
@@ -85,14 +100,21 @@ export class Store {
     return d;
   }
 
-  /** Inside writeTx: moves a file or directory out of the store's namespace into the trash. */
-  trash(p: string): void {
-    const dest = path.join(this.workDir(), `trash-${randomBytes(6).toString('hex')}`);
+  /**
+   * Inside writeTx: moves a file or directory out of the store's namespace into the trash, as
+   * "trash-<kind>-<name>-<random>". If the transaction throws, the move is undone; if this
+   * process is killed before it commits, repair() finds the entry by kind and name and moves
+   * it back while its record still exists (see repair.ts).
+   */
+  trash(p: string, kind: TrashKind, name: string): void {
+    const dest = path.join(this.workDir(), `trash-${kind}-${name}-${randomBytes(4).toString('hex')}`);
     try {
       fs.renameSync(p, dest);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      return;
     }
+    this.txTrash?.push({ from: p, to: dest });
   }
 
   /** Removes trashed files (after the transaction that trashed them committed). */
@@ -125,10 +147,13 @@ export class Store {
     }
   }
 
-  /** Cleans debris left by killed processes, if there is any (see repair.ts). */
-  recoverDebris(): RepairReport | undefined {
+  /**
+   * Cleans debris left by killed processes, if a dead process's work dir says there is any
+   * (cheap), or always with `force` (a full pass: `kiln system check --repair`). See repair.ts.
+   */
+  recoverDebris(force = false): RepairReport | undefined {
     this.recovered = true;
-    if (!hasDebris(this)) return undefined;
+    if (!force && !hasDebris(this)) return undefined;
     const report = this.db.transaction(() => repair(this)).immediate();
     for (const p of report.removePaths) fs.rmSync(p, { recursive: true, force: true });
     this.emptyTrashSync();

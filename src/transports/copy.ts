@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { KilnError } from '../errors';
+import { KilnError, asKilnError } from '../errors';
 import { sha256, type Digest } from '../util/digest';
 import { HashCounter, checkExpected } from '../util/blobfile';
 import { decompressStream } from '../layer/decompress';
@@ -43,6 +43,16 @@ function uncompressedType(mt: string): string {
  * the store's names). Blobs the destination has are skipped.
  */
 export async function copyImage(src: SourceImage, dest: ImageDestination, names: string[], what: string): Promise<CopyResult> {
+  try {
+    return await copyImageInner(src, dest, names, what);
+  } catch (e) {
+    // Say which image of which source failed; destinations only know digests.
+    const k = asKilnError(e);
+    throw k.message.includes(what) ? k : new KilnError(k.code, `${what}: ${k.message}`, k.hint === undefined ? { cause: e } : { hint: k.hint, cause: e });
+  }
+}
+
+async function copyImageInner(src: SourceImage, dest: ImageDestination, names: string[], what: string): Promise<CopyResult> {
   const mblob = await src.manifest();
   checkExpected({ digest: sha256(mblob.bytes), size: mblob.bytes.length }, { digest: mblob.digest, what: `${what}: manifest` });
   const manifest = parseManifest(mblob, what);

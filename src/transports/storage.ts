@@ -43,6 +43,7 @@ class StorageDestination implements ImageDestination {
   private readonly lease: Lease;
   /** Images recorded by this destination, in order. */
   readonly stored: ImageRecord[] = [];
+  private readonly created: string[] = [];
 
   constructor(private readonly store: Store, private readonly fixedName: string | undefined, lease: Lease) {
     this.lease = lease;
@@ -63,6 +64,8 @@ class StorageDestination implements ImageDestination {
 
   async putImage(img: PutImageInput): Promise<void> {
     const what = img.names[0] ?? img.manifest.digest;
+    // Names are checked before any work, so a bad one leaves nothing behind.
+    const names = this.fixedName !== undefined ? [this.fixedName] : img.names.map(normalizeName);
     const manifest = parseManifest(img.manifest, what);
     await this.store.blobs.putBuffer(img.manifest.bytes, this.lease, { digest: img.manifest.digest, mediaType: img.manifest.mediaType, what: `${what}: manifest` });
     const config = parseConfig(this.store.blobs.read(manifest.config.digest), what);
@@ -93,9 +96,8 @@ class StorageDestination implements ImageDestination {
       parent = layer.id;
     }
     const layers = ids;
-    const names = this.fixedName !== undefined ? [this.fixedName] : img.names.map(normalizeName);
     const created = config.created ? Date.parse(config.created) : NaN;
-    const { image } = this.store.images.create({
+    const { image, isNew } = this.store.images.create({
       id: manifest.config.digest.slice(7),
       manifestDigest: img.manifest.digest,
       manifestMediaType: img.manifest.mediaType,
@@ -107,13 +109,16 @@ class StorageDestination implements ImageDestination {
       names,
     });
     this.stored.push(image);
+    if (isNew) this.created.push(image.id);
   }
 
   async commit(): Promise<void> {
     this.lease.release();
   }
 
+  /** Removes the images this destination created, then what its lease held: nothing stays. */
   async abort(): Promise<void> {
+    for (const id of this.created) await this.store.images.remove(id, false).catch(() => undefined);
     this.lease.release(true);
   }
 }

@@ -17,9 +17,9 @@ export function register(program: Command): void {
     .action(
       handler((ctx, o: { repair?: boolean; quiet?: boolean }) => {
         if (o.repair) {
-          const r = ctx.store.recoverDebris();
+          const r = ctx.store.recoverDebris(true);
           if (r && !o.quiet) {
-            write(`Removed debris: ${r.deadOwners.length} work dirs, ${r.orphanBlobs.length} blob files, ${r.orphanLayers.length} layer dirs, ${r.collectedLayers.length} unused layers, ${r.collectedBlobs.length} unused blobs`);
+            write(`Removed debris: ${r.deadOwners.length} work dirs, ${r.orphanBlobs.length} blob files, ${r.orphanLayers.length} layer dirs, ${r.collectedLayers.length} unused layers, ${r.collectedBlobs.length} unused blobs; restored ${r.restored.length} files of interrupted removals`);
           }
         }
         const rep = check(ctx.store);
