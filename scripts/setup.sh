@@ -41,9 +41,10 @@ if [ ! -d node_modules ] || [ "$(cat "$npm_stamp" 2>/dev/null || true)" != "$loc
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   echo "$lock_sum" >"$npm_stamp"
 fi
-if [ ! -f native/build/Release/kiln_native.node ]; then
+addon=native/build/Release/kiln_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
   echo "setup: building native addon (node-gyp)"
-  npx node-gyp rebuild --directory native --silent
+  npm run install --silent >/dev/null # the package's install script, with npm's own node-gyp
 fi
 
 # --- 3. build: tsc + the CLI bundle (scripts/build.sh); skipped when nothing changed ---------

@@ -15,7 +15,14 @@ export interface KilnNative {
   llistxattr(path: string): string[];
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  /** flock(2); false when LOCK_NB was given and another holder has the lock */
+  flock(fd: number, operation: number): boolean;
 }
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
 
 let cached: KilnNative | undefined;
 

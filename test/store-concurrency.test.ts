@@ -109,3 +109,24 @@ test('kill -9 during a large import leaves no half image; the cleanup pass remov
   sb.ok(['tag', 'w0-3', 'after-crash']);
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
 });
+
+test('a kiln in another pid namespace is not mistaken for a dead process', async () => {
+  const big = path.join(sb.dir, 'big.tar');
+  if (!fs.existsSync(big)) await bigTar(big, 400);
+  const { spawn } = await import('node:child_process');
+  const kilnBin = path.resolve(__dirname, '..', '..', 'bin', 'kiln');
+  // In its own pid namespace the importer is pid 1 or so: a pid-based liveness test on the
+  // host would call it dead and delete its work dir.
+  const p = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, kilnBin, '--root', sb.root, '--runroot', sb.runroot, 'import', big, 'from-ns'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const tmp = path.join(sb.root, 'tmp');
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && !(fs.existsSync(tmp) && fs.readdirSync(tmp).some((d) => !d.startsWith('.')))) await new Promise((r) => setTimeout(r, 20));
+  sb.ok(['tag', 'w0-3', 'during-ns-import']); // a host write: runs the debris check while the import works
+  sb.ok(['system', 'check', '--repair']);
+  const [code] = (await once(p, 'exit')) as [number];
+  assert.equal(code, 0, err);
+  assert.equal(sb.kiln(['image', 'exists', 'from-ns']).status, 0);
+  assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
+});

@@ -5,6 +5,7 @@
  *   lgetxattr(path, name) -> Buffer | null   null when the attribute is absent
  *   llistxattr(path) -> string[]
  *   mount(source, target, fstype, flags, data) / umount2(target, flags)
+ *   flock(fd, operation) -> boolean         false when LOCK_NB was given and the lock is held
  * Every failure throws an Error whose .code is the errno name (e.g. "EPERM") and whose
  * .syscall and .path say what failed, like Node's own fs errors.
  */
@@ -19,6 +20,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 
 #define MAXARGS 6
 
@@ -201,6 +203,25 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) { napi_throw_type_error(env, NULL, "flock(fd, operation)"); return NULL; }
+  int32_t fd, op;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &op) != napi_ok) {
+    napi_throw_type_error(env, NULL, "flock: expected numbers"); return NULL;
+  }
+  napi_value result;
+  int r;
+  do { r = flock(fd, op); } while (r != 0 && errno == EINTR);
+  if (r != 0) {
+    if (errno == EWOULDBLOCK) { napi_get_boolean(env, false, &result); return result; }
+    int e = errno; return throw_errno(env, e, "flock", NULL);
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -209,6 +230,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, js_umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

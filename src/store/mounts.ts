@@ -97,13 +97,12 @@ export class MountStore {
 
   /** Inside writeTx: drops holds whose mount vanished (reboot) and unmounts layers held only by dead processes. */
   dropStale(layerID?: string): void {
-    const { ownerAlive } = require('../util/proc') as typeof import('../util/proc');
     const rows = (layerID === undefined
       ? this.store.db.prepare('SELECT rowid, layer_id AS layerID, holder, target FROM layer_mounts').all()
       : this.store.db.prepare('SELECT rowid, layer_id AS layerID, holder, target FROM layer_mounts WHERE layer_id = ?').all(layerID)) as { rowid: number; layerID: string; holder: string; target: string }[];
     const touched = new Set<string>();
     for (const r of rows) {
-      const deadProcess = /^\d+-\d+$/.test(r.holder) && !ownerAlive(r.holder);
+      const deadProcess = /^\d+-\d+$/.test(r.holder) && !this.store.ownerAlive(r.holder);
       if (deadProcess || !isMountPoint(r.target)) {
         this.store.db.prepare('DELETE FROM layer_mounts WHERE rowid = ?').run(r.rowid);
         touched.add(r.layerID);

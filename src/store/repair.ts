@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ownerAlive, selfOwner } from '../util/proc';
+import { selfOwner } from '../util/proc';
 import type { Digest } from '../util/digest';
 import type { Store } from './store';
 
@@ -43,9 +43,33 @@ function readdirOr(dir: string): string[] {
   }
 }
 
-/** Whether a dead process left a work dir behind (cheap: one readdir). */
+/**
+ * A work dir being created (".<owner>.new-…", see Store.workDir) is alive while its maker
+ * holds the lock inside, or has not yet created it (a fresh dir, given a few seconds).
+ */
+function stagingAlive(store: Store, name: string): boolean {
+  const dir = path.join(store.paths.tmp, name);
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, 'lock'), 'r');
+  } catch {
+    try {
+      return Date.now() - fs.statSync(dir).mtimeMs < 10_000;
+    } catch {
+      return false;
+    }
+  }
+  try {
+    const { native, LOCK_EX, LOCK_NB } = require('../native') as typeof import('../native');
+    return !native().flock(fd, LOCK_EX | LOCK_NB);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Whether a dead process left a work dir behind (cheap: one readdir and a lock test each). */
 export function hasDebris(store: Store): boolean {
-  return readdirOr(store.paths.tmp).some((o) => !ownerAlive(o));
+  return readdirOr(store.paths.tmp).some((o) => (o.startsWith('.') ? !stagingAlive(store, o) : !store.ownerAlive(o)));
 }
 
 /**
@@ -85,13 +109,17 @@ export function repair(store: Store): RepairReport {
   const db = store.db;
   const report: RepairReport = { deadOwners: [], restored: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
   for (const o of readdirOr(store.paths.tmp)) {
-    if (o === selfOwner() || ownerAlive(o)) continue;
+    if (o.startsWith('.')) {
+      if (!stagingAlive(store, o)) report.removePaths.push(path.join(store.paths.tmp, o));
+      continue;
+    }
+    if (o === selfOwner() || store.ownerAlive(o)) continue;
     report.deadOwners.push(o);
     report.restored.push(...restoreTrash(store, path.join(store.paths.tmp, o)));
     report.removePaths.push(path.join(store.paths.tmp, o));
   }
   const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
-  for (const l of leases) if (!ownerAlive(l.owner)) db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
+  for (const l of leases) if (!store.ownerAlive(l.owner)) db.prepare('DELETE FROM leases WHERE id = ?').run(l.id);
   store.mounts.dropStale();
 
   const blobRecs = new Set((db.prepare('SELECT digest FROM blobs').all() as { digest: string }[]).map((r) => r.digest.slice(7)));
@@ -182,8 +210,10 @@ export function check(store: Store): CheckReport {
   const unheldBlobs = db.prepare(`SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = b.digest)
     AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = b.digest)`).all() as { digest: string }[];
   for (const b of unheldBlobs) debris.push(`blob ${b.digest} is used by nothing (left by an interrupted operation)`);
-  for (const o of readdirOr(store.paths.tmp)) if (!ownerAlive(o)) debris.push(`work dir ${path.join(store.paths.tmp, o)} of dead process ${o}`);
+  for (const o of readdirOr(store.paths.tmp)) {
+    if (o.startsWith('.') ? !stagingAlive(store, o) : !store.ownerAlive(o)) debris.push(`work dir ${path.join(store.paths.tmp, o)} of dead process ${o}`);
+  }
   const leases = db.prepare('SELECT id, owner FROM leases').all() as { id: string; owner: string }[];
-  for (const l of leases) if (!ownerAlive(l.owner)) debris.push(`lease ${l.id} of dead process ${l.owner}`);
+  for (const l of leases) if (!store.ownerAlive(l.owner)) debris.push(`lease ${l.id} of dead process ${l.owner}`);
   return { problems, debris };
 }

@@ -13,8 +13,9 @@
  *     (BuildKit's idea), so a concurrent rmi's garbage collection leaves them alone.
  *  4. Deleting is the reverse: inside writeTx the records go and the files are renamed into the
  *     work dir's trash; they are removed after commit.
- *  5. A killed process leaves its tmp/<owner>/ behind. The first write transaction of any later
- *     process notices a dead owner there and runs repair() (store/repair.ts) under the lock.
+ *  5. A killed process leaves its tmp/<owner>/ behind, with its flock released. The first
+ *     write transaction of any later process notices a dead owner there and runs repair()
+ *     (store/repair.ts) under the lock.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { openDatabase, type DB } from './db';
 import { resolvePaths, type StoreOptions, type StorePaths } from './paths';
 import { selfOwner } from '../util/proc';
+import { native, LOCK_EX, LOCK_NB } from '../native';
 import { BlobStore } from './blobs';
 import { LayerStore } from './layers';
 import { ImageStore } from './images';
@@ -41,6 +43,7 @@ export class Store {
   readonly mounts: MountStore;
   private work: string | undefined;
   private txTrash: { from: string; to: string }[] | undefined;
+  private lockFd: number | undefined;
   private recovered = false;
   private closed = false;
 
@@ -83,14 +86,42 @@ export class Store {
     }
   }
 
-  /** This process's private work dir on the store's filesystem (created on first use). */
+  /**
+   * This process's private work dir on the store's filesystem, tmp/<owner>/ (created on first
+   * use). Its `lock` file is flock()ed for as long as the store is open: that lock, not the pid,
+   * is how other processes tell a live owner from a dead one (it also works across pid
+   * namespaces and cannot be confused by pid reuse). The dir is made under a dot-name, locked,
+   * then renamed, so no other process ever sees it unlocked.
+   */
   workDir(): string {
     if (this.work === undefined) {
       const dir = path.join(this.paths.tmp, selfOwner());
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const staging = path.join(this.paths.tmp, `.${selfOwner()}.new-${randomBytes(4).toString('hex')}`);
+      fs.mkdirSync(this.paths.tmp, { recursive: true, mode: 0o700 });
+      fs.mkdirSync(staging, { mode: 0o700 });
+      const fd = fs.openSync(path.join(staging, 'lock'), 'w', 0o600);
+      native().flock(fd, LOCK_EX);
+      fs.renameSync(staging, dir);
+      this.lockFd = fd;
       this.work = dir;
     }
     return this.work;
+  }
+
+  /** Whether the process that owns tmp/<owner>/ (and its leases and mount holds) still runs. */
+  ownerAlive(owner: string): boolean {
+    if (owner === selfOwner()) return true;
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(this.paths.tmp, owner, 'lock'), 'r');
+    } catch {
+      return false; // a live owner always has its locked work dir
+    }
+    try {
+      return !native().flock(fd, LOCK_EX | LOCK_NB);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** A fresh directory inside the work dir. */
@@ -160,11 +191,12 @@ export class Store {
     return report;
   }
 
-  /** Closes the database and removes this process's work dir. */
+  /** Closes the database and removes this process's work dir (then releases its lock). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.work !== undefined) fs.rmSync(this.work, { recursive: true, force: true });
+    if (this.lockFd !== undefined) fs.closeSync(this.lockFd);
     this.db.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
- * Process identity for debris ownership. A pid alone is reused by the kernel, so owners are
- * named "<pid>-<starttime>" (starttime: field 22 of /proc/<pid>/stat, clock ticks since boot),
- * which identifies one process for the life of the machine.
+ * The name a process's work dir, leases and mount holds go by: "<pid>-<starttime>" (starttime:
+ * field 22 of /proc/<pid>/stat), unique on one machine. Whether that process still runs is
+ * decided by the flock on its work dir (Store.ownerAlive), not by looking the pid up.
  */
 import * as fs from 'node:fs';
 
@@ -23,14 +23,4 @@ let self: string | undefined;
 export function selfOwner(): string {
   if (self === undefined) self = `${process.pid}-${startTimeOf(process.pid) ?? '0'}`;
   return self;
-}
-
-const OWNER_RE = /^(\d+)-(\d+)$/;
-
-/** Whether the process named by an owner string still runs. Malformed owners count as dead. */
-export function ownerAlive(owner: string): boolean {
-  const m = OWNER_RE.exec(owner);
-  if (!m) return false;
-  if (owner === selfOwner()) return true;
-  return startTimeOf(Number(m[1])) === m[2];
 }
