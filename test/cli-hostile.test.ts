@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { writeBusyboxRootfs } from '../src/base/busybox-rootfs';
 import { sandbox, REPO, type Sandbox } from './helpers/env';
 
 let sb: Sandbox;
@@ -74,4 +76,24 @@ test('load of an image with a hostile layer fails in the worker with the entry n
   assert.equal(r.status, 125, r.stderr);
   assert.match(r.stderr, /^Error: .*layer 1 .*(symlink|lnk)/);
   storeIsEmpty();
+});
+
+test('truncated or foreign-compressed tarballs fail promptly, naming the file, and store nothing', async () => {
+  const plain = path.join(sb.dir, 'rootfs.tar');
+  await writeBusyboxRootfs(plain);
+  const gz = gzipSync(fs.readFileSync(plain));
+  const cases: [string, Buffer, RegExp][] = [
+    ['cut.tar.gz', gz.subarray(0, 20_000), /unexpected end of file/],
+    ['cut-inside.tar.gz', gzipSync(fs.readFileSync(plain).subarray(0, 30_000)), /malformed tar|Unexpected end of data/],
+    ['rootfs.tar.xz', Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(100)]), /xz-compressed/],
+  ];
+  for (const [name, data, why] of cases) {
+    const file = path.join(sb.dir, name);
+    fs.writeFileSync(file, data);
+    const r = sb.kiln(['import', file, 'broken']);
+    assert.equal(r.status, 125, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^Error: import ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: `), name);
+    assert.match(r.stderr, why, name);
+    storeIsEmpty();
+  }
 });

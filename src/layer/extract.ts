@@ -5,7 +5,7 @@
  * the caller verifies digests and commits the results to the store.
  */
 import * as fs from 'node:fs';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { HashCounter } from '../util/blobfile';
@@ -60,22 +60,30 @@ export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
   const out = fs.createWriteStream(req.blobPath, { flags: 'wx' });
   const blobDone = req.compress === 'gzip' ? pipeline(toBlob, createGzip({ level: 6 }), blobCounter, out) : pipeline(toBlob, blobCounter, out);
   const applied = applyLayerTar(toApply, req.dest, { what: req.what });
-  const fanOut = pipeline(tar, diffCounter, async function* (chunks: AsyncIterable<Buffer>) {
-    for await (const c of chunks) {
-      const a = toApply.write(c);
-      const b = toBlob.write(c);
-      if (!a) await new Promise((r) => toApply.once('drain', r));
-      if (!b) await new Promise((r) => toBlob.once('drain', r));
-    }
-    toApply.end();
-    toBlob.end();
-  });
+  const fanOut = pipeline(tar, diffCounter, new Writable({
+    // each chunk goes to both consumers; the next comes when both took it (backpressure)
+    write(chunk: Buffer, _enc, cb) {
+      let pending = 2;
+      const done = () => {
+        if (--pending === 0) cb();
+      };
+      for (const s of [toApply, toBlob]) if (s.write(chunk)) done();
+      else s.once('drain', done);
+    },
+    final(cb) {
+      toApply.end();
+      toBlob.end();
+      cb();
+    },
+  }));
   try {
     await Promise.all([fanOut, applied, blobDone]);
   } catch (e) {
-    // Stop every stream and let each settle, so no descriptor stays open and nothing writes
-    // into the caller's temp paths after we reply.
-    for (const s of [tar, toApply, toBlob, out]) s.destroy();
+    // Stop every stream with the error (so each consumer rejects rather than waiting for data
+    // that will not come) and let all settle: no descriptor stays open and nothing writes into
+    // the caller's temp paths after we reply.
+    const err = e instanceof Error ? e : new Error(String(e));
+    for (const s of [tar, toApply, toBlob, out]) s.destroy(err);
     await Promise.allSettled([fanOut, applied, blobDone]);
     throw withContext(e, req.what);
   }
@@ -92,8 +100,9 @@ export async function extractBlob(req: ExtractRequest): Promise<ExtractResult> {
   try {
     await Promise.all([piped, applied]);
   } catch (e) {
-    tar.destroy();
-    counter.destroy();
+    const err = e instanceof Error ? e : new Error(String(e));
+    tar.destroy(err);
+    counter.destroy(err);
     await Promise.allSettled([piped, applied]);
     throw withContext(e, req.what);
   }
