@@ -17,9 +17,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { StagedBlobs } from './staging';
 import { KilnError } from '../errors';
 import { isIndexMediaType, type Descriptor } from '../image/oci';
-import { fsyncDir, writeVerifiedTemp } from '../util/blobfile';
+import { fsyncDir } from '../util/blobfile';
 import { hexOf, isDigest, sha256, type Digest } from '../util/digest';
 import {
   badArchive,
@@ -110,19 +111,18 @@ async function checkReplaceable(dir: string, where: string): Promise<boolean> {
 
 class DirDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
-  private readonly staged = new Set<Digest>();
+  private readonly staged: StagedBlobs;
   private wrote = false;
-  constructor(private readonly dir: string, private readonly where: string, private readonly staging: string) {}
+  constructor(private readonly dir: string, private readonly where: string, private readonly staging: string) {
+    this.staged = new StagedBlobs(staging, where);
+  }
 
   async hasBlob(digest: Digest): Promise<boolean> {
     return this.staged.has(digest);
   }
 
-  async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
-    const t = await writeVerifiedTemp(stream, this.staging, { ...expected, what: `${expected.mediaType} ${expected.digest ?? ''} for ${this.where}` });
-    await fs.promises.rename(t.tmpPath, path.join(this.staging, hexOf(t.digest)));
-    this.staged.add(t.digest);
-    return { digest: t.digest, size: t.size };
+  putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
+    return this.staged.put(stream, expected);
   }
 
   async putImage(img: PutImageInput): Promise<void> {

@@ -28,12 +28,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { StagedBlobs } from './staging';
 import { KilnError } from '../errors';
 import { MT, layerCompression, type Descriptor } from '../image/oci';
 import { chainIDs, hexOf, isDigest, sha256, type Digest } from '../util/digest';
 import { hasExplicitDomain, normalizeName } from '../image/reference';
 import { badArchive, checkPutManifest, MAX_JSON, parseJsonMember } from './oci-layout';
-import { writeVerifiedTemp } from '../util/blobfile';
 import { digestMember, requireParentDir, siblingTemp, TarArchive, writeTarFile, type PackEntry, type TarMember } from './tarutil';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
@@ -218,19 +218,18 @@ interface PendingImage {
 
 class DockerArchiveDestination implements ImageDestination {
   readonly layerForm = 'uncompressed' as const;
-  private readonly staged = new Set<Digest>();
+  private readonly staged: StagedBlobs;
   private readonly images: PendingImage[] = [];
-  constructor(private readonly file: string, private readonly name: string | undefined, private readonly where: string, private readonly staging: string) {}
+  constructor(private readonly file: string, private readonly name: string | undefined, private readonly where: string, private readonly staging: string) {
+    this.staged = new StagedBlobs(staging, where);
+  }
 
   async hasBlob(digest: Digest): Promise<boolean> {
     return this.staged.has(digest);
   }
 
-  async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
-    const t = await writeVerifiedTemp(stream, this.staging, { ...expected, what: `${expected.mediaType} ${expected.digest ?? ''} for ${this.where}` });
-    await fs.promises.rename(t.tmpPath, path.join(this.staging, hexOf(t.digest)));
-    this.staged.add(t.digest);
-    return { digest: t.digest, size: t.size };
+  putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
+    return this.staged.put(stream, expected);
   }
 
   async putImage(img: PutImageInput): Promise<void> {
@@ -241,7 +240,7 @@ class DockerArchiveDestination implements ImageDestination {
     for (const l of m.layers) {
       if (layerCompression(l.mediaType) !== 'none') throw new KilnError('E_INVALID_ARGUMENT', `${this.where}: docker archives store uncompressed layers; got ${l.mediaType} for ${l.digest}`);
     }
-    const config = await fs.promises.readFile(path.join(this.staging, hexOf(m.config.digest)));
+    const config = await fs.promises.readFile(this.staged.path(m.config.digest));
     let cfg: Record<string, unknown> & { rootfs?: { diff_ids?: unknown } };
     try {
       cfg = JSON.parse(config.toString('utf8'));
@@ -272,8 +271,8 @@ class DockerArchiveDestination implements ImageDestination {
       };
       const repositories: Record<string, Record<string, string>> = {};
       for (const img of this.images) {
-        for (const l of img.layers) file(`${hexOf(l)}.tar`, { file: path.join(this.staging, hexOf(l)) });
-        file(`${hexOf(img.config)}.json`, { file: path.join(this.staging, hexOf(img.config)) });
+        for (const l of img.layers) file(`${hexOf(l)}.tar`, { file: this.staged.path(l) });
+        file(`${hexOf(img.config)}.json`, { file: this.staged.path(img.config) });
         img.legacy.forEach(({ id, json }, i) => {
           if (sent.has(`${id}/VERSION`)) return;
           entries.push({ name: `${id}/layer.tar`, type: 'symlink', linkname: `../${hexOf(img.layers[i]!)}.tar` });
