@@ -50,11 +50,14 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
     return;
   }
   const now = Date.now();
+  const needsLabels = o.format?.includes('Labels');
   const rows = imgs.flatMap((i) => {
     const names = i.names.length ? i.names : [''];
+    // once per image, not per row: an image may have 1000 names
+    const history = i.names.join(', ');
+    const labels = needsLabels ? readConfig(ctx.store, i).config?.Labels ?? {} : {};
     return names.map((n) => {
       const { repository, tag } = n ? splitStoredName(n) : { repository: '<none>', tag: '<none>' };
-      const needsLabels = o.format?.includes('Labels');
       return {
         ID: o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`,
         Id: i.id,
@@ -71,11 +74,11 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
         SharedSize: humanSize(0),
         Containers: 0,
         Names: i.names,
-        History: i.names.join(', '),
+        History: history,
         Dangling: i.names.length === 0,
         ReadOnly: false,
         IsReadOnly: false,
-        Labels: needsLabels ? readConfig(ctx.store, i).config?.Labels ?? {} : {},
+        Labels: labels,
       };
     });
   });
