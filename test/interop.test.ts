@@ -73,6 +73,17 @@ test('an archive saved by podman loads into kiln with identical layer digests an
     assert.equal(inspectK[0]!.Id, inspectP[0]!.Id.replace(/^sha256:/, ''), `${fmt}: same image ID`);
     assert.equal(inspectK[0]!.Id, pid.replace(/^sha256:/, ''));
     assert.deepEqual(inspectK[0]!.RootFS.Layers, inspectP[0]!.RootFS.Layers, `${fmt}: same layer digests`);
+    // whatever manifest kind it came with, an OCI layout gets an OCI manifest (as podman writes)
+    const layout = path.join(sb.dir, `relayout-${fmt}`);
+    sb.ok(['push', 'localhost/from-podman:latest', `oci:${layout}:t`]);
+    const raw = JSON.parse(run('skopeo', ['inspect', '--raw', `oci:${layout}:t`])) as { mediaType?: string; config: { mediaType: string } };
+    assert.equal(raw.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.manifest.v1+json', fmt);
+    assert.equal(raw.config.mediaType, 'application/vnd.oci.image.config.v1+json', fmt);
+    run('umoci', ['stat', '--image', `${layout}:t`]);
+    const dirOut = path.join(sb.dir, `redir-${fmt}`);
+    sb.ok(['save', '--format', 'docker-dir', '-o', dirOut, 'localhost/from-podman:latest']);
+    const rawDir = JSON.parse(run('skopeo', ['inspect', '--raw', `dir:${dirOut}`])) as { mediaType: string };
+    assert.equal(rawDir.mediaType, 'application/vnd.docker.distribution.manifest.v2+json', `${fmt}: docker-dir holds Docker schema2, as podman's`);
     sb.ok(['rmi', 'localhost/from-podman:latest']);
   }
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');

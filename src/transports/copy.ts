@@ -9,7 +9,7 @@ import { KilnError, asKilnError } from '../errors';
 import { sha256, type Digest } from '../util/digest';
 import { HashCounter, checkExpected } from '../util/blobfile';
 import { decompressStream } from '../layer/decompress';
-import { MT, layerCompression, type Descriptor } from '../image/oci';
+import { MT, layerCompression, type Descriptor, type Manifest } from '../image/oci';
 import { parseConfig, parseManifest } from '../image/manifest';
 import type { ImageDestination, ManifestBlob, SourceImage } from './types';
 
@@ -29,6 +29,36 @@ export async function readVerified(src: SourceImage, d: Descriptor, what: string
   const buf = await readAll(await src.getBlob(d));
   checkExpected({ digest: sha256(buf), size: buf.length }, { digest: d.digest, size: d.size, what });
   return buf;
+}
+
+type ManifestFormat = 'oci' | 'docker';
+
+function manifestFormatOf(m: Manifest, mediaType: string): ManifestFormat {
+  return (m.mediaType ?? mediaType) === MT.dockerManifest || m.config.mediaType === MT.dockerConfig ? 'docker' : 'oci';
+}
+
+const TO_OCI: Record<string, string> = { [MT.dockerConfig]: MT.ociConfig, [MT.dockerLayer]: MT.ociLayer, [MT.dockerLayerGzip]: MT.ociLayerGzip };
+const TO_DOCKER: Record<string, string> = { [MT.ociConfig]: MT.dockerConfig, [MT.ociLayer]: MT.dockerLayer, [MT.ociLayerGzip]: MT.dockerLayerGzip };
+
+/**
+ * The same image as an OCI or Docker schema2 manifest, as podman converts on save/push: the
+ * config and layer bytes stay; only media types (and so the manifest digest) change.
+ */
+function convertManifest(m: Manifest, layers: Descriptor[], to: ManifestFormat, what: string): Manifest {
+  const map = to === 'oci' ? TO_OCI : TO_DOCKER;
+  const conv = (d: Descriptor, w: string): Descriptor => {
+    const mt = map[d.mediaType] ?? (Object.values(map).includes(d.mediaType) ? d.mediaType : undefined);
+    if (mt === undefined) throw new KilnError('E_UNSUPPORTED', `${what}: ${w} of media type ${d.mediaType} has no ${to === 'oci' ? 'OCI' : 'Docker schema2'} equivalent`);
+    return { mediaType: mt, digest: d.digest, size: d.size };
+  };
+  const out: Manifest = {
+    schemaVersion: 2,
+    mediaType: to === 'oci' ? MT.ociManifest : MT.dockerManifest,
+    config: conv(m.config, 'the config'),
+    layers: layers.map((l, i) => conv(l, `layer ${i + 1}`)),
+  };
+  if (to === 'oci' && m.annotations) out.annotations = m.annotations;
+  return out;
 }
 
 /** Sizes of layers this module decompressed into a destination, so a shared layer is written once. */
@@ -93,10 +123,14 @@ async function copyImageInner(src: SourceImage, dest: ImageDestination, names: s
     layers.push({ mediaType: uncompressedType(l.mediaType), digest: diffID, size });
   }
   let out = mblob;
-  if (rewritten) {
-    const m2 = { ...manifest, layers: layers.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size })) };
+  const current = manifestFormatOf(manifest, mblob.mediaType);
+  const wanted = dest.manifestFormat === 'any' ? current : dest.manifestFormat;
+  if (rewritten || wanted !== current) {
+    const m2 = wanted === current
+      ? { ...manifest, layers: layers.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size })) }
+      : convertManifest(manifest, layers, wanted, what);
     const bytes = Buffer.from(JSON.stringify(m2));
-    out = { bytes, mediaType: mblob.mediaType, digest: sha256(bytes) };
+    out = { bytes, mediaType: wanted === current ? mblob.mediaType : m2.mediaType!, digest: sha256(bytes) };
   }
   await dest.putImage({ manifest: out, names });
   return { manifestDigest: out.digest, configDigest: manifest.config.digest };

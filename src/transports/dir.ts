@@ -111,6 +111,7 @@ async function checkReplaceable(dir: string, where: string): Promise<boolean> {
 
 class DirDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
+  readonly manifestFormat = 'docker' as const;
   private readonly staged: StagedBlobs;
   private wrote = false;
   constructor(private readonly dir: string, private readonly where: string, private readonly staging: string) {

@@ -218,6 +218,7 @@ interface PendingImage {
 
 class DockerArchiveDestination implements ImageDestination {
   readonly layerForm = 'uncompressed' as const;
+  readonly manifestFormat = 'any' as const;
   private readonly staged: StagedBlobs;
   private readonly images: PendingImage[] = [];
   constructor(private readonly file: string, private readonly name: string | undefined, private readonly where: string, private readonly staging: string) {

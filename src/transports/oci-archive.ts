@@ -46,6 +46,7 @@ export class TarFiles implements LayoutFiles {
 
 class OciArchiveDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
+  readonly manifestFormat = 'oci' as const;
   constructor(private readonly inner: OciLayoutDestination, private readonly file: string, private readonly where: string) {}
 
   hasBlob(digest: Digest): Promise<boolean> {

@@ -258,6 +258,7 @@ const LAYOUT_FILE = '{"imageLayoutVersion":"1.0.0"}';
 /** ImageDestination writing an OCI layout; see the module comment. Create with `open`. */
 export class OciLayoutDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
+  readonly manifestFormat = 'oci' as const;
   private readonly staged = new Set<string>();
   private readonly added: Descriptor[] = [];
   private finished = false;

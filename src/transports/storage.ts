@@ -40,6 +40,7 @@ class StorageSource implements ImageSource {
 
 class StorageDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
+  readonly manifestFormat = 'any' as const;
   private readonly lease: Lease;
   /** Images recorded by this destination, in order. */
   readonly stored: ImageRecord[] = [];

@@ -47,6 +47,11 @@ export interface PutImageInput {
 export interface ImageDestination {
   /** 'uncompressed' when the format requires plain tar layers (docker-archive). */
   readonly layerForm: 'preserve' | 'uncompressed';
+  /**
+   * The manifest kind the format holds: 'oci' (oci:, oci-archive:), 'docker' (dir:, as podman's
+   * docker-dir) or 'any'. copyImage converts the manifest (same config and layers) to match.
+   */
+  readonly manifestFormat: 'oci' | 'docker' | 'any';
   /** Whether the destination already has this blob (copy then skips putBlob). */
   hasBlob(digest: Digest): Promise<boolean>;
   /**
