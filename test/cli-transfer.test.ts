@@ -80,6 +80,10 @@ test('an image saved by ID has no names; pushing to a bad destination leaves not
   assert.equal(r.status, 125);
   assert.match(r.stderr, /no\/such\/dir/);
   assert.equal(fs.existsSync(path.join(src.dir, 'no')), false, 'nothing half-written');
+  const colon = src.kiln(['save', '-o', path.join(src.dir, 'a:b.tar'), 'a:1']);
+  assert.equal(colon.status, 125);
+  assert.match(colon.stderr, /invalid filename \(should not contain ':'\)/);
+  assert.equal(fs.existsSync(path.join(src.dir, 'a')), false, 'nothing written to the part before the colon');
   const fmt = src.kiln(['save', '--format', 'tarball', '-o', out, 'a:1']);
   assert.equal(fmt.status, 125);
   assert.match(fmt.stderr, /--format "tarball": unknown format/);

@@ -12,12 +12,32 @@ import { copyImage } from '../transports/copy';
 import { parseImageReference } from '../transports/parse';
 import { StorageReference } from '../transports/storage';
 import { TarArchive } from '../transports/tarutil';
+import { DockerArchiveReference } from '../transports/docker-archive';
+import { OciArchiveReference } from '../transports/oci-archive';
+import { OciLayoutReference } from '../transports/oci-layout';
+import { DirReference } from '../transports/dir';
 import type { ImageDestination, ImageReference } from '../transports/types';
 import type { EngineContext } from './context';
 
 export type SaveFormat = 'docker-archive' | 'oci-archive' | 'oci-dir' | 'docker-dir';
 
-const SAVE_PREFIX: Record<SaveFormat, string> = { 'docker-archive': 'docker-archive:', 'oci-archive': 'oci-archive:', 'oci-dir': 'oci:', 'docker-dir': 'dir:' };
+/**
+ * The destination for `save -o PATH`, built from the path itself (not by parsing
+ * "transport:PATH", which would split a path at a colon).
+ */
+function saveReference(format: SaveFormat, output: string): ImageReference {
+  if (output.includes(':')) throw new KilnError('E_INVALID_ARGUMENT', `--output ${JSON.stringify(output)}: invalid filename (should not contain ':')`);
+  switch (format) {
+    case 'docker-archive':
+      return new DockerArchiveReference(output);
+    case 'oci-archive':
+      return new OciArchiveReference(output);
+    case 'oci-dir':
+      return new OciLayoutReference(output);
+    case 'docker-dir':
+      return new DirReference(output);
+  }
+}
 
 export interface SaveOptions {
   images: string[];
@@ -42,9 +62,6 @@ function nameFor(img: ImageRecord, ref: string): string[] {
   return [];
 }
 
-function localRef(ctx: EngineContext) {
-  return { localStore: (name: string) => StorageReference.named(ctx.store, name) };
-}
 
 async function copyAll(ctx: EngineContext, imgs: { img: ImageRecord; names: string[] }[], dest: ImageDestination, destName: string): Promise<void> {
   try {
@@ -69,7 +86,7 @@ export async function saveImages(ctx: EngineContext, opts: SaveOptions): Promise
     const img = ctx.store.images.resolve(r);
     return { img, names: nameFor(img, r) };
   });
-  const destRef = parseImageReference(`${SAVE_PREFIX[opts.format]}${opts.output}`, {});
+  const destRef = saveReference(opts.format, opts.output);
   await copyAll(ctx, imgs, await destRef.newDestination(), destRef.toString());
 }
 
@@ -86,7 +103,7 @@ export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<
 }
 
 /** Picks the transport for `kiln load -i PATH` by looking at what PATH holds. */
-export async function detectArchive(p: string): Promise<string> {
+export async function detectArchive(p: string): Promise<ImageReference> {
   let st: fs.Stats;
   try {
     st = fs.statSync(p);
@@ -94,14 +111,14 @@ export async function detectArchive(p: string): Promise<string> {
     throw new KilnError('E_INVALID_ARGUMENT', `load: cannot read ${p}: ${(e as NodeJS.ErrnoException).code}`);
   }
   if (st.isDirectory()) {
-    if (fs.existsSync(path.join(p, 'oci-layout'))) return `oci:${p}`;
-    if (fs.existsSync(path.join(p, 'version')) && fs.existsSync(path.join(p, 'manifest.json'))) return `dir:${p}`;
+    if (fs.existsSync(path.join(p, 'oci-layout'))) return new OciLayoutReference(p);
+    if (fs.existsSync(path.join(p, 'version')) && fs.existsSync(path.join(p, 'manifest.json'))) return new DirReference(p);
     throw new KilnError('E_BAD_ARCHIVE', `load: directory ${p} is neither an OCI layout (no oci-layout file) nor a dir: image (no version file)`);
   }
   const tar = await TarArchive.open(p, p);
   try {
-    if (tar.lookup('oci-layout')) return `oci-archive:${p}`;
-    if (tar.lookup('manifest.json')) return `docker-archive:${p}`;
+    if (tar.lookup('oci-layout')) return new OciArchiveReference(p);
+    if (tar.lookup('manifest.json')) return new DockerArchiveReference(p);
   } finally {
     await tar.close();
   }
@@ -115,7 +132,7 @@ export interface LoadOptions {
 
 /** Loads every image of an archive; returns them with the names they were stored under. */
 export async function loadImages(ctx: EngineContext, opts: LoadOptions): Promise<ImageRecord[]> {
-  const ref: ImageReference = parseImageReference(await detectArchive(opts.input), localRef(ctx));
+  const ref = await detectArchive(opts.input);
   const src = await ref.newSource();
   const dest = await StorageReference.anyNames(ctx.store).newDestination();
   try {
