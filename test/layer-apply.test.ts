@@ -361,3 +361,31 @@ test('3000 files / 64 MiB apply in reasonable time', async (t) => {
     assert.ok(ms < 20000, `too slow: ${ms} ms`);
   });
 });
+
+test('entries are read as Go tools read them: a symlink with data is refused, sparse PAX files too, V7 tars accepted', async () => {
+  await withLayout(async (tmp, dest) => {
+    // A symlink header claiming 512 bytes of "data" that is itself a header: Go's archive/tar
+    // sees a second entry "hidden", tar-stream would skip it.
+    const hidden = rawHeader({ name: 'hidden', type: '0', size: 0 });
+    const tricky = Buffer.concat([rawHeader({ name: 'lnk', type: '2', size: 512, linkname: 'target' }), hidden, END]);
+    await assert.rejects(applyLayerTar(streamOf(tricky), dest), (e: unknown) => isKilnError(e, 'E_HOSTILE_TAR') && /"lnk".*carries 512 bytes/.test(e.message));
+    assert.equal(fs.existsSync(path.join(dest, 'hidden')), false);
+
+    const src = path.join(tmp, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'plain'), 'v7');
+    const v7 = spawnSync('tar', ['--format=v7', '-C', src, '-cf', '-', 'plain']).stdout as Buffer;
+    const d2 = path.join(tmp, 'v7');
+    fs.mkdirSync(d2);
+    await applyLayerTar(streamOf(v7), d2);
+    assert.equal(fs.readFileSync(path.join(d2, 'plain'), 'utf8'), 'v7');
+
+    fs.writeFileSync(path.join(src, 'sparse'), '');
+    fs.truncateSync(path.join(src, 'sparse'), 8 << 20);
+    fs.appendFileSync(path.join(src, 'sparse'), 'end');
+    const sparse = spawnSync('tar', ['--sparse', '--format=pax', '-C', src, '-cf', '-', 'sparse']).stdout as Buffer;
+    const d3 = path.join(tmp, 'sparse');
+    fs.mkdirSync(d3);
+    await assert.rejects(applyLayerTar(streamOf(sparse), d3), (e: unknown) => isKilnError(e, 'E_UNSUPPORTED') && /PAX sparse file/.test(e.message));
+  });
+});

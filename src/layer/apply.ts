@@ -243,6 +243,17 @@ class Applier {
     }
     this.total += size;
     if (this.total > this.maxTotalSize) throw this.hostile(name, `the layer's data exceeds ${this.maxTotalSize} bytes`);
+    // Entries without content must have none: Go's archive/tar reads what follows a link header
+    // as the next entry while tar-stream skips it as data, so such a tar shows different files
+    // to different tools.
+    if (size !== 0 && h.type !== 'file' && h.type !== 'contiguous-file') {
+      throw this.hostile(name, `a ${h.type} entry carries ${size} bytes of data (tools disagree on what follows it)`);
+    }
+    if (h.pax && Object.keys(h.pax).some((k) => k.startsWith('GNU.sparse.'))) {
+      throw new KilnError('E_UNSUPPORTED', `${this.what}: tar entry ${JSON.stringify(name)} is a PAX sparse file, which kiln does not expand`, {
+        hint: 'recreate the layer without --sparse',
+      });
+    }
     const split = splitEntryPath(name);
     if (!split.ok) throw this.hostile(name, split.rule);
     if (h.linkname?.includes('\0')) throw this.hostile(name, 'the link target contains a NUL byte');
@@ -417,7 +428,8 @@ async function drain(stream: Readable): Promise<void> {
 /** Extracts the layer tar `tar` into the empty directory `dest` (see the file comment). */
 export async function applyLayerTar(tar: Readable, dest: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const what = opts.what ?? 'layer tar';
-  const ex = tarStream.extract();
+  // allowUnknownFormat: old V7 tars, which podman accepts (missing from @types/tar-stream)
+  const ex = tarStream.extract({ allowUnknownFormat: true } as Parameters<typeof tarStream.extract>[0]);
   const pax = new PaxRecorder(ex);
   let srcError: unknown;
   // Stays attached after a failure: it also swallows the error we destroy `tar` with.
