@@ -97,3 +97,15 @@ test('truncated or foreign-compressed tarballs fail promptly, naming the file, a
     storeIsEmpty();
   }
 });
+
+test('a FIFO planted in a layout is refused, not waited on', () => {
+  const dir = path.join(sb.dir, 'fifo-layout');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const mk = require('node:child_process').spawnSync('mkfifo', [path.join(dir, 'index.json')]);
+  assert.equal(mk.status, 0);
+  const r = sb.kiln(['load', '-i', dir]);
+  assert.equal(r.status, 125);
+  assert.match(r.stderr, /index\.json: not a regular file/);
+  storeIsEmpty();
+});

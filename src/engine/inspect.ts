@@ -2,7 +2,7 @@
  * `kiln inspect` and `kiln history`: podman's ImageData shape (Id, Digest, RepoTags, Config,
  * RootFS …) and history rows, computed from the stored manifest and config.
  */
-import type { ImageConfig, Manifest } from '../image/oci';
+import { MT, type ImageConfig, type Manifest } from '../image/oci';
 import type { ImageRecord } from '../store/images';
 import type { Store } from '../store/store';
 import { parseConfig } from '../image/manifest';
@@ -57,7 +57,8 @@ export function inspectImage(ctx: EngineContext, ref: string): ImageInspect {
     RepoTags: img.names,
     RepoDigests: repoDigests(img),
     Parent: '',
-    Comment: config.history?.[config.history.length - 1]?.comment ?? '',
+    // libimage's rule: Docker images carry a top-level comment, OCI ones the first history entry's
+    Comment: img.manifestMediaType === MT.dockerManifest ? ((config as { comment?: string }).comment ?? '') : (config.history?.[0]?.comment ?? ''),
     Created: config.created ?? new Date(img.created).toISOString(),
     Config: config.config ?? {},
     Version: '',

@@ -26,7 +26,7 @@ const ID_LIKE = /^(sha256:)?[a-f0-9]{3,64}$/;
 export async function removeImages(ctx: EngineContext, refs: string[], opts: RmiOptions = {}): Promise<RmiReport> {
   const store = ctx.store;
   const report: RmiReport = { untagged: [], deleted: [], errors: [] };
-  const targets = opts.all ? store.images.list().map((i) => i.id) : refs;
+  const targets = opts.all ? store.images.list().map((i) => i.id) : [...new Set(refs)];
   for (const ref of targets) {
     try {
       // Decide and act in one transaction: a concurrent tag must not slip between them.

@@ -130,8 +130,8 @@ export interface LoadOptions {
   input: string;
 }
 
-/** Loads every image of an archive; returns them with the names they were stored under. */
-export async function loadImages(ctx: EngineContext, opts: LoadOptions): Promise<ImageRecord[]> {
+/** Loads every image of an archive; returns each image's ID and the names the archive gave it. */
+export async function loadImages(ctx: EngineContext, opts: LoadOptions): Promise<{ id: string; names: string[] }[]> {
   const ref = await detectArchive(opts.input);
   const src = await ref.newSource();
   const dest = await StorageReference.anyNames(ctx.store).newDestination();
@@ -140,7 +140,7 @@ export async function loadImages(ctx: EngineContext, opts: LoadOptions): Promise
     if (imgs.length === 0) throw new KilnError('E_BAD_ARCHIVE', `load: ${opts.input} holds no image`);
     for (const [i, img] of imgs.entries()) await copyImage(img, dest, img.names, `image ${i + 1} of ${ref.toString()}`);
     await dest.commit();
-    return dest.stored;
+    return dest.loaded;
   } catch (e) {
     await dest.abort().catch(() => undefined);
     throw e;

@@ -126,9 +126,10 @@ export class DirFiles implements LayoutFiles {
   async read(rel: string, max: number): Promise<Buffer | undefined> {
     let fh: fs.promises.FileHandle;
     try {
-      fh = await fs.promises.open(path.join(this.root, rel), 'r');
+      fh = await this.openRegular(rel);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (e instanceof KilnError) throw e;
       throw new KilnError('E_TRANSPORT', `${this.where}: ${rel}: ${(e as Error).message}`, { cause: e });
     }
     try {
@@ -139,11 +140,28 @@ export class DirFiles implements LayoutFiles {
       await fh.close();
     }
   }
+  /**
+   * Opens without blocking and insists on a regular file: a FIFO or device planted in a layout
+   * would otherwise hang the reader (open(2) of a FIFO waits for a writer).
+   */
+  private async openRegular(rel: string): Promise<fs.promises.FileHandle> {
+    const fh = await fs.promises.open(path.join(this.root, rel), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const st = await fh.stat().catch(async (e: unknown) => {
+      await fh.close();
+      throw e;
+    });
+    if (!st.isFile()) {
+      await fh.close();
+      throw badArchive(this.where, rel, 'not a regular file');
+    }
+    return fh;
+  }
   async open(rel: string): Promise<Readable> {
     try {
-      const fh = await fs.promises.open(path.join(this.root, rel), 'r');
+      const fh = await this.openRegular(rel);
       return fh.createReadStream();
     } catch (e) {
+      if (e instanceof KilnError) throw e;
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new KilnError('E_BLOB_UNKNOWN', `${this.where}: ${rel}: no such blob`);
       throw new KilnError('E_TRANSPORT', `${this.where}: ${rel}: ${(e as Error).message}`, { cause: e });
     }
@@ -215,7 +233,8 @@ export class OciLayoutSource implements ImageSource {
     }
     const out: SourceImage[] = [];
     for (const d of entries) {
-      const name = d.annotations?.[REF_NAME_ANNOTATION];
+      // Docker ≥ 25 and containerd put the full name here and only the tag in ref.name
+      const name = d.annotations?.['io.containerd.image.name'] ?? d.annotations?.[REF_NAME_ANNOTATION];
       out.push(new LayoutImage(this.files, await this.resolve(d, 0), name === undefined ? [] : [name]));
     }
     return out;

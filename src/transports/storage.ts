@@ -44,6 +44,8 @@ class StorageDestination implements ImageDestination {
   private readonly lease: Lease;
   /** Images recorded by this destination, in order. */
   readonly stored: ImageRecord[] = [];
+  /** Per image put, its ID and the names this copy gave it (what `load` reports). */
+  readonly loaded: { id: string; names: string[] }[] = [];
   private readonly created: string[] = [];
 
   constructor(private readonly store: Store, private readonly fixedName: string | undefined, lease: Lease) {
@@ -110,6 +112,7 @@ class StorageDestination implements ImageDestination {
       names,
     });
     this.stored.push(image);
+    this.loaded.push({ id: image.id, names });
     if (isNew) this.created.push(image.id);
   }
 

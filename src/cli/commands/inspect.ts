@@ -13,7 +13,18 @@ export function defineInspect(cmd: Command): Command {
     .action(
       handler((ctx, images: string[], o: { format?: string; type: string }) => {
         if (o.type !== 'image' && o.type !== 'all') throw new KilnError('E_INVALID_ARGUMENT', `--type ${o.type}: only "image" is supported`);
-        write(formatInspect(images.map((i) => inspectImage(ctx, i)), o.format));
+        // podman prints what it found, then fails for the rest
+        const found: ReturnType<typeof inspectImage>[] = [];
+        const errors: unknown[] = [];
+        for (const i of images) {
+          try {
+            found.push(inspectImage(ctx, i));
+          } catch (e) {
+            errors.push(e);
+          }
+        }
+        write(formatInspect(found, o.format));
+        if (errors.length) throw errors[0];
       }),
     );
 }

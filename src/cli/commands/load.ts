@@ -24,7 +24,8 @@ export function defineLoad(cmd: Command): Command {
         }
         try {
           const imgs = await loadImages(ctx, { input });
-          if (!o.quiet) write(imgs.map((i) => `Loaded image: ${i.names.length ? i.names.join(', ') : `sha256:${i.id}`}`).join('\n'));
+          // podman: a line per name the archive gave, or the ID of an unnamed image
+          if (!o.quiet) write(imgs.flatMap((i) => (i.names.length ? i.names : [`sha256:${i.id}`]).map((n) => `Loaded image: ${n}`)).join('\n'));
         } finally {
           if (spool) fs.rmSync(spool, { recursive: true, force: true });
         }
