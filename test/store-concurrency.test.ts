@@ -130,3 +130,21 @@ test('a kiln in another pid namespace is not mistaken for a dead process', async
   assert.equal(sb.kiln(['image', 'exists', 'from-ns']).status, 0);
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
 });
+
+test('Ctrl-C during save removes the partial output and the work dir', async () => {
+  assert.equal(sb.kiln(['image', 'exists', 'from-ns']).status, 0, 'needs the image of the previous test');
+  const outDir = path.join(sb.dir, 'save-int');
+  fs.mkdirSync(outDir);
+  const p = spawnKiln(sb, ['save', '-o', path.join(outDir, 'big.tar'), 'from-ns']);
+  const deadline = Date.now() + 60_000;
+  const staged = () => fs.readdirSync(outDir).some((f) => f.includes('kiln-staging'));
+  while (Date.now() < deadline && !staged()) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(staged(), 'the save got under way');
+  await new Promise((r) => setTimeout(r, 200));
+  p.kill('SIGINT');
+  const [code, signal] = (await once(p, 'exit')) as [number | null, string | null];
+  assert.equal(code ?? signal, 130);
+  assert.deepEqual(fs.readdirSync(outDir), [], 'no partial archive or staging dir');
+  assert.deepEqual(fs.readdirSync(path.join(sb.root, 'tmp')), [], 'no work dir');
+  assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
+});

@@ -7,6 +7,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version';
 import { fail, EXIT } from './output';
+import { installSignalCleanup } from '../util/cleanup';
 
 interface Entry {
   summary: string;
@@ -76,6 +77,7 @@ export function buildProgram(argv: string[]): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  installSignalCleanup();
   const wanted = findCommand(argv);
   if (wanted === undefined && !argv.some((a) => ['-h', '--help', '-v', '--version'].includes(a))) {
     buildProgram(argv).outputHelp({ error: true });

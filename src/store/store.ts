@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { openDatabase, type DB } from './db';
 import { resolvePaths, type StoreOptions, type StorePaths } from './paths';
 import { selfOwner } from '../util/proc';
+import { trackTemp } from '../util/cleanup';
 import { native, LOCK_EX, LOCK_NB } from '../native';
 import { BlobStore } from './blobs';
 import { LayerStore } from './layers';
@@ -98,6 +99,8 @@ export class Store {
       const dir = path.join(this.paths.tmp, selfOwner());
       const staging = path.join(this.paths.tmp, `.${selfOwner()}.new-${randomBytes(4).toString('hex')}`);
       fs.mkdirSync(this.paths.tmp, { recursive: true, mode: 0o700 });
+      trackTemp(staging);
+      trackTemp(dir);
       fs.mkdirSync(staging, { mode: 0o700 });
       const fd = fs.openSync(path.join(staging, 'lock'), 'w', 0o600);
       native().flock(fd, LOCK_EX);

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StagedBlobs } from './staging';
+import { trackTemp } from '../util/cleanup';
 import { KilnError } from '../errors';
 import { isIndexMediaType, type Descriptor } from '../image/oci';
 import { fsyncDir } from '../util/blobfile';
@@ -179,6 +180,7 @@ export class DirReference implements ImageReference {
     await checkReplaceable(this.dir, this.toString());
     await requireParentDir(this.dir, this.toString());
     const staging = siblingTemp(this.dir, 'staging');
+    trackTemp(staging);
     await fs.promises.mkdir(staging);
     return new DirDestination(this.dir, this.toString(), staging);
   }

@@ -29,6 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { StagedBlobs } from './staging';
+import { trackTemp } from '../util/cleanup';
 import { KilnError } from '../errors';
 import { MT, layerCompression, type Descriptor } from '../image/oci';
 import { chainIDs, hexOf, isDigest, sha256, type Digest } from '../util/digest';
@@ -331,6 +332,7 @@ export class DockerArchiveReference implements ImageReference {
     if (st?.isDirectory()) throw new KilnError('E_TRANSPORT', `${this.toString()}: ${this.file} is a directory`);
     await requireParentDir(this.file, this.toString());
     const staging = siblingTemp(this.file, 'staging');
+    trackTemp(staging);
     await fs.promises.mkdir(staging);
     return new DockerArchiveDestination(this.file, this.name, this.toString(), staging);
   }

@@ -26,6 +26,7 @@ import { KilnError } from '../errors';
 import { MT, REF_NAME_ANNOTATION, isIndexMediaType, type Descriptor, type Index, type Manifest } from '../image/oci';
 import { fsyncDir, writeVerifiedTemp } from '../util/blobfile';
 import { hexOf, isDigest, sha256, type Digest } from '../util/digest';
+import { trackTemp } from '../util/cleanup';
 import { atomicWrite, randomSuffix, requireParentDir, siblingTemp } from './tarutil';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
@@ -308,6 +309,7 @@ export class OciLayoutDestination implements ImageDestination {
     }
     if (!st) await requireParentDir(dir, where);
     const staging = st ? path.join(dir, `.kiln-staging-${randomSuffix()}`) : siblingTemp(dir, 'staging');
+    trackTemp(staging);
     await fs.promises.mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true });
     return new OciLayoutDestination(dir, tag, where, st !== undefined, staging);
   }

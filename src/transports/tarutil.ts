@@ -29,6 +29,7 @@ import * as zlib from 'node:zlib';
 import * as tarStream from 'tar-stream';
 import { KilnError } from '../errors';
 import { fsyncDir, fsyncFile } from '../util/blobfile';
+import { trackTemp } from '../util/cleanup';
 import type { Digest } from '../util/digest';
 
 export interface TarMember {
@@ -133,6 +134,7 @@ export class TarArchive {
     }
     if (magic.length === 2 && magic[0] === 0x1f && magic[1] === 0x8b) {
       tempDir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'kiln-tar-'));
+      trackTemp(tempDir);
       tarFile = path.join(tempDir, 'archive.tar');
       try {
         await pipeline(fs.createReadStream(file), zlib.createGunzip(), fs.createWriteStream(tarFile, { flags: 'wx' }));
@@ -314,6 +316,7 @@ async function addEntry(pack: tarStream.Pack, e: PackEntry): Promise<void> {
 /** Packs `entries` (in the given order) into `dest` via `<dest>.tmp-<rand>`, fsync and rename. */
 export async function writeTarFile(dest: string, entries: readonly PackEntry[]): Promise<void> {
   const tmp = `${dest}.tmp-${randomSuffix()}`;
+  trackTemp(tmp);
   try {
     const pack = tarStream.pack();
     const out = pipeline(pack, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
@@ -353,6 +356,7 @@ export function siblingTemp(p: string, what: string): string {
 /** Writes `file` atomically: temp in the same dir, fsync, rename, fsync dir. */
 export async function atomicWrite(file: string, data: string | Buffer): Promise<void> {
   const tmp = `${file}.tmp-${randomSuffix()}`;
+  trackTemp(tmp);
   const fh = await fs.promises.open(tmp, 'wx', 0o644);
   try {
     await fh.writeFile(data);

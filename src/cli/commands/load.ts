@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { handler, write } from '../output';
 import { loadImages } from '../../engine/transfer';
 import { KilnError } from '../../errors';
+import { trackTemp } from '../../util/cleanup';
 
 export function defineLoad(cmd: Command): Command {
   return cmd
@@ -19,6 +20,7 @@ export function defineLoad(cmd: Command): Command {
         if (!input || input === '-') {
           if (process.stdin.isTTY) throw new KilnError('E_INVALID_ARGUMENT', 'cannot read from terminal, use command-line redirection or the --input flag');
           spool = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-load-'));
+          trackTemp(spool);
           input = path.join(spool, 'archive.tar');
           await pipeline(process.stdin, fs.createWriteStream(input));
         }

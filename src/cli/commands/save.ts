@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { handler } from '../output';
 import { saveImages, type SaveFormat } from '../../engine/transfer';
 import { KilnError } from '../../errors';
+import { trackTemp } from '../../util/cleanup';
 
 const FORMATS: SaveFormat[] = ['docker-archive', 'oci-archive', 'oci-dir', 'docker-dir'];
 
@@ -31,6 +32,7 @@ export function defineSave(cmd: Command): Command {
         if (format === 'oci-dir' || format === 'docker-dir') throw new KilnError('E_INVALID_ARGUMENT', `--format ${format} needs --output DIR`);
         if (process.stdout.isTTY) throw new KilnError('E_INVALID_ARGUMENT', 'refusing to save to terminal. Use -o flag or redirect');
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-save-'));
+        trackTemp(dir);
         try {
           const file = path.join(dir, 'archive.tar');
           await saveImages(ctx, { images, format, output: file });
