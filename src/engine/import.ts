@@ -79,7 +79,7 @@ export async function importImage(ctx: EngineContext, opts: ImportOptions): Prom
       configDigest: configRec.digest,
       layers: [layer.id],
       blobs: [manifestRec.digest, configRec.digest, blob.digest],
-      size: layer.uncompressedSize,
+      size: layer.uncompressedSize + manifestBytes.length + configBytes.length, // as podman counts
       created: Date.parse(now),
       names,
     }).image;

@@ -107,7 +107,8 @@ class StorageDestination implements ImageDestination {
       configDigest: manifest.config.digest,
       layers,
       blobs: [img.manifest.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
-      size,
+      // podman counts the manifest and config too
+      size: size + img.manifest.bytes.length + manifest.config.size,
       created: Number.isFinite(created) ? created : Date.now(),
       names,
     });

@@ -5,7 +5,7 @@ import { listImages, summarize } from '../../engine/images';
 import { readConfig } from '../../engine/inspect';
 import { splitStoredName } from '../../image/reference';
 import { formatReport } from '../../format/report';
-import { humanSize, timeAgo } from '../../format/units';
+import { goTimeString, humanSize, timeAgo } from '../../format/units';
 import type { EngineContext } from '../../engine/context';
 
 interface Opts {
@@ -66,8 +66,8 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
         Digest: i.manifestDigest,
         Created: timeAgo(i.created, now),
         CreatedSince: timeAgo(i.created, now),
-        CreatedAt: new Date(i.created).toISOString(),
-        CreatedTime: new Date(i.created).toISOString(),
+        CreatedAt: goTimeString(i.created), // Go's time.Time printing, as podman's template shows it
+        CreatedTime: goTimeString(i.created),
         Size: humanSize(i.size),
         SizeBytes: i.size,
         VirtualSize: humanSize(i.size),
