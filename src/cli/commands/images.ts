@@ -53,33 +53,33 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
   const needsLabels = o.format?.includes('Labels');
   const rows = imgs.flatMap((i) => {
     const names = i.names.length ? i.names : [''];
-    // once per image, not per row: an image may have 1000 names
-    const history = i.names.join(', ');
-    const labels = needsLabels ? readConfig(ctx.store, i).config?.Labels ?? {} : {};
+    // Image-level values once per image, not per row: an image may have 1000 names.
+    const created = timeAgo(i.created, now);
+    const createdAt = goTimeString(i.created); // Go's time.Time printing, as podman's template shows it
+    const size = humanSize(i.size);
+    const base = {
+      ID: o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`,
+      Id: i.id,
+      Digest: i.manifestDigest,
+      Created: created,
+      CreatedSince: created,
+      CreatedAt: createdAt,
+      CreatedTime: createdAt,
+      Size: size,
+      SizeBytes: i.size,
+      VirtualSize: size,
+      SharedSize: humanSize(0),
+      Containers: 0,
+      Names: i.names,
+      History: i.names.join(', '),
+      Dangling: i.names.length === 0,
+      ReadOnly: false,
+      IsReadOnly: false,
+      Labels: needsLabels ? readConfig(ctx.store, i).config?.Labels ?? {} : {},
+    };
     return names.map((n) => {
       const { repository, tag } = n ? splitStoredName(n) : { repository: '<none>', tag: '<none>' };
-      return {
-        ID: o.trunc ? i.id.slice(0, 12) : `sha256:${i.id}`,
-        Id: i.id,
-        Repository: repository,
-        Tag: tag,
-        Digest: i.manifestDigest,
-        Created: timeAgo(i.created, now),
-        CreatedSince: timeAgo(i.created, now),
-        CreatedAt: goTimeString(i.created), // Go's time.Time printing, as podman's template shows it
-        CreatedTime: goTimeString(i.created),
-        Size: humanSize(i.size),
-        SizeBytes: i.size,
-        VirtualSize: humanSize(i.size),
-        SharedSize: humanSize(0),
-        Containers: 0,
-        Names: i.names,
-        History: history,
-        Dangling: i.names.length === 0,
-        ReadOnly: false,
-        IsReadOnly: false,
-        Labels: labels,
-      };
+      return { ...base, Repository: repository, Tag: tag };
     });
   });
   sortRows(rows, o.sort);
