@@ -4,7 +4,6 @@
  * it to another image moves it (podman's tag semantics). Removal deletes the record and then
  * garbage-collects the layers and blobs nothing else holds (see store.ts for the rules).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../errors';
 import type { Digest } from '../util/digest';

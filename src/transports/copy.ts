@@ -11,7 +11,7 @@ import { HashCounter, checkExpected } from '../util/blobfile';
 import { decompressStream } from '../layer/decompress';
 import { MT, layerCompression, type Descriptor, type Manifest } from '../image/oci';
 import { parseConfig, parseManifest } from '../image/manifest';
-import type { ImageDestination, ManifestBlob, SourceImage } from './types';
+import type { ImageDestination, SourceImage } from './types';
 
 export interface CopyResult {
   manifestDigest: Digest;

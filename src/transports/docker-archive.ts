@@ -26,7 +26,6 @@
  * else the image's names, normalised like podman ("foo" → "localhost/foo:latest", image/reference.ts).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { StagedBlobs } from './staging';
 import { trackTemp } from '../util/cleanup';
