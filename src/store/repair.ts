@@ -44,20 +44,23 @@ function readdirOr(dir: string): string[] {
 }
 
 /**
- * A work dir being created (".<owner>.new-…", see Store.workDir) is alive while its maker
- * holds the lock inside, or has not yet created it (a fresh dir, given a few seconds).
+ * A work dir being created (".<owner>.new-…", see Store.workDir) lives for microseconds: its
+ * maker creates it, opens and locks `lock` inside, and renames it. A young one is always left
+ * alone (there is a moment between creating the lock file and locking it); an old one is
+ * debris unless something still holds its lock.
  */
 function stagingAlive(store: Store, name: string): boolean {
   const dir = path.join(store.paths.tmp, name);
+  try {
+    if (Date.now() - fs.statSync(dir).mtimeMs < 60_000) return true;
+  } catch {
+    return false;
+  }
   let fd: number;
   try {
     fd = fs.openSync(path.join(dir, 'lock'), 'r');
   } catch {
-    try {
-      return Date.now() - fs.statSync(dir).mtimeMs < 10_000;
-    } catch {
-      return false;
-    }
+    return false;
   }
   try {
     const { native, LOCK_EX, LOCK_NB } = require('../native') as typeof import('../native');
