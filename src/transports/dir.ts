@@ -17,12 +17,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { StagedBlobs } from './staging';
+import { StagingDestination } from './staging';
 import { trackTemp } from '../util/cleanup';
 import { KilnError } from '../errors';
 import { isIndexMediaType, type Descriptor } from '../image/oci';
 import { fsyncDir } from '../util/blobfile';
-import { hexOf, isDigest, sha256, type Digest } from '../util/digest';
+import { hexOf, isDigest, sha256 } from '../util/digest';
 import {
   badArchive,
   checkIndex,
@@ -110,21 +110,12 @@ async function checkReplaceable(dir: string, where: string): Promise<boolean> {
   return true;
 }
 
-class DirDestination implements ImageDestination {
+class DirDestination extends StagingDestination implements ImageDestination {
   readonly layerForm = 'preserve' as const;
   readonly manifestFormat = 'docker' as const;
-  private readonly staged: StagedBlobs;
   private wrote = false;
   constructor(private readonly dir: string, private readonly where: string, private readonly staging: string) {
-    this.staged = new StagedBlobs(staging, where);
-  }
-
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return this.staged.has(digest);
-  }
-
-  putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
-    return this.staged.put(stream, expected);
+    super(staging, where);
   }
 
   async putImage(img: PutImageInput): Promise<void> {

@@ -27,7 +27,7 @@
  */
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
-import { StagedBlobs } from './staging';
+import { StagingDestination } from './staging';
 import { trackTemp } from '../util/cleanup';
 import { KilnError } from '../errors';
 import { MT, layerCompression, type Descriptor } from '../image/oci';
@@ -216,21 +216,12 @@ interface PendingImage {
   legacy: { id: string; json: string }[];
 }
 
-class DockerArchiveDestination implements ImageDestination {
+class DockerArchiveDestination extends StagingDestination implements ImageDestination {
   readonly layerForm = 'uncompressed' as const;
   readonly manifestFormat = 'any' as const;
-  private readonly staged: StagedBlobs;
   private readonly images: PendingImage[] = [];
   constructor(private readonly file: string, private readonly name: string | undefined, private readonly where: string, private readonly staging: string) {
-    this.staged = new StagedBlobs(staging, where);
-  }
-
-  async hasBlob(digest: Digest): Promise<boolean> {
-    return this.staged.has(digest);
-  }
-
-  putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
-    return this.staged.put(stream, expected);
+    super(staging, where);
   }
 
   async putImage(img: PutImageInput): Promise<void> {

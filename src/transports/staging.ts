@@ -28,3 +28,22 @@ export class StagedBlobs {
     return { digest: t.digest, size: t.size };
   }
 }
+
+/**
+ * Base of the file destinations that stage blobs (dir:, docker-archive:): hasBlob/putBlob go
+ * to the staging dir; subclasses record images and commit or abort.
+ */
+export abstract class StagingDestination {
+  protected readonly staged: StagedBlobs;
+  constructor(staging: string, where: string) {
+    this.staged = new StagedBlobs(staging, where);
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    return this.staged.has(digest);
+  }
+
+  putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
+    return this.staged.put(stream, expected);
+  }
+}
