@@ -102,7 +102,10 @@ export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<
   await copyAll(ctx, [{ img, names: nameFor(img, opts.image) }], await destRef.newDestination(), destRef.toString());
 }
 
-/** Picks the transport for `kiln load -i PATH` by looking at what PATH holds. */
+/**
+ * Picks the transport for `kiln load -i PATH` by looking at what PATH holds. An archive is
+ * indexed (and, if gzip'd, decompressed) once: the reference's source reuses it.
+ */
 export async function detectArchive(p: string): Promise<ImageReference> {
   let st: fs.Stats;
   try {
@@ -116,12 +119,9 @@ export async function detectArchive(p: string): Promise<ImageReference> {
     throw new KilnError('E_BAD_ARCHIVE', `load: directory ${p} is neither an OCI layout (no oci-layout file) nor a dir: image (no version file)`);
   }
   const tar = await TarArchive.open(p, p);
-  try {
-    if (tar.lookup('oci-layout')) return new OciArchiveReference(p);
-    if (tar.lookup('manifest.json')) return new DockerArchiveReference(p);
-  } finally {
-    await tar.close();
-  }
+  if (tar.lookup('oci-layout')) return new OciArchiveReference(p, undefined, tar);
+  if (tar.lookup('manifest.json')) return new DockerArchiveReference(p, {}, tar);
+  await tar.close();
   throw new KilnError('E_BAD_ARCHIVE', `load: ${p} is neither an OCI archive (no oci-layout member) nor a docker archive (no manifest.json member)`);
 }
 

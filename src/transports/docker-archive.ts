@@ -303,7 +303,8 @@ export class DockerArchiveReference implements ImageReference {
   readonly name: string | undefined;
   readonly index: number | undefined;
   private readonly givenName: string | undefined;
-  constructor(readonly file: string, sel: { name?: string; index?: number } = {}) {
+  /** `opened`: the archive already indexed by the caller (load's detection), used by the first newSource(). */
+  constructor(readonly file: string, sel: { name?: string; index?: number } = {}, private opened?: TarArchive) {
     this.name = sel.name === undefined ? undefined : normalizeName(sel.name);
     this.givenName = sel.name;
     this.index = sel.index;
@@ -314,7 +315,9 @@ export class DockerArchiveReference implements ImageReference {
   }
   async newSource(): Promise<ImageSource> {
     const sel = this.givenName !== undefined ? { name: this.givenName } : this.index !== undefined ? { index: this.index } : {};
-    return new DockerArchiveSource(await TarArchive.open(this.file, this.toString()), sel);
+    const tar = this.opened ?? (await TarArchive.open(this.file, this.toString()));
+    this.opened = undefined;
+    return new DockerArchiveSource(tar, sel);
   }
   async newDestination(): Promise<ImageDestination> {
     if (this.index !== undefined) throw new KilnError('E_INVALID_REFERENCE', `${this.toString()}: an @index can only be used to read from an archive`);

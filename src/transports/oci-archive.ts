@@ -88,12 +88,15 @@ class OciArchiveDestination implements ImageDestination {
 /** `oci-archive:PATH[:TAG]`. */
 export class OciArchiveReference implements ImageReference {
   readonly transport = 'oci-archive' as const;
-  constructor(readonly file: string, readonly tag?: string) {}
+  /** `opened`: the archive already indexed by the caller (load's detection), used by the first newSource(). */
+  constructor(readonly file: string, readonly tag?: string, private opened?: TarArchive) {}
   toString(): string {
     return `oci-archive:${this.file}${this.tag !== undefined ? `:${this.tag}` : ''}`;
   }
   async newSource(): Promise<ImageSource> {
-    return new OciLayoutSource(new TarFiles(await TarArchive.open(this.file, this.toString())), this.tag);
+    const tar = this.opened ?? (await TarArchive.open(this.file, this.toString()));
+    this.opened = undefined;
+    return new OciLayoutSource(new TarFiles(tar), this.tag);
   }
   async newDestination(): Promise<ImageDestination> {
     const st = await fs.promises.stat(this.file).catch(() => undefined);
