@@ -67,6 +67,16 @@ export function asKilnError(e: unknown, code: ErrorCode = 'E_INTERNAL', context?
   return new KilnError(code, context ? `${context}: ${msg}` : msg, { cause: e });
 }
 
+/**
+ * The error with "context: " in front of its message, unless the message already names the
+ * context; code and hint are kept (`code` applies to errors that are not KilnErrors yet).
+ */
+export function withContext(e: unknown, context: string, code: ErrorCode = 'E_INTERNAL'): KilnError {
+  const k = asKilnError(e, code);
+  if (k.message.includes(context)) return k;
+  return new KilnError(k.code, `${context}: ${k.message}`, k.hint === undefined ? { cause: e } : { hint: k.hint, cause: e });
+}
+
 /** Serialises for the worker boundary: unknown errors become E_INTERNAL with their message. */
 export function toWire(e: unknown): WireError {
   return asKilnError(e).toWire();

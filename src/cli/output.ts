@@ -4,7 +4,7 @@
  * their result to stdout and nothing to stderr.
  */
 import type { Command } from 'commander';
-import { KilnError, asKilnError } from '../errors';
+import { asKilnError } from '../errors';
 import type { EngineContext } from '../engine/context';
 
 export const EXIT = { ok: 0, engine: 125, cannotInvoke: 126, notFound: 127 } as const;
@@ -68,8 +68,4 @@ async function finish(ctx: EngineContext): Promise<void> {
 export function write(s: string): void {
   if (s.length === 0) return;
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-}
-
-export function usage(message: string): KilnError {
-  return new KilnError('E_INVALID_ARGUMENT', message);
 }

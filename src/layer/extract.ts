@@ -11,7 +11,7 @@ import { createGzip } from 'node:zlib';
 import { HashCounter } from '../util/blobfile';
 import type { Digest } from '../util/digest';
 import { applyLayerTar } from './apply';
-import { KilnError } from '../errors';
+import { KilnError, withContext } from '../errors';
 import { decompressStream } from './decompress';
 
 export interface ExtractRequest {
@@ -51,7 +51,7 @@ export interface IngestResult extends ExtractResult {
  */
 export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
   const tar = await decompressStream(fs.createReadStream(req.srcPath)).catch((e: unknown) => {
-    throw withContext(e, req.what);
+    throw layerError(e, req.what);
   });
   const diffCounter = new HashCounter();
   const toApply = new PassThrough({ highWaterMark: 1 << 20 });
@@ -85,14 +85,14 @@ export async function ingestTar(req: IngestRequest): Promise<IngestResult> {
     const err = e instanceof Error ? e : new Error(String(e));
     for (const s of [tar, toApply, toBlob, out]) s.destroy(err);
     await Promise.allSettled([fanOut, applied, blobDone]);
-    throw withContext(e, req.what);
+    throw layerError(e, req.what);
   }
   return { diffID: diffCounter.digest(), tarSize: diffCounter.size, blobDigest: blobCounter.digest(), blobSize: blobCounter.size };
 }
 
 export async function extractBlob(req: ExtractRequest): Promise<ExtractResult> {
   const tar = await decompressStream(fs.createReadStream(req.blobPath)).catch((e: unknown) => {
-    throw withContext(e, req.what);
+    throw layerError(e, req.what);
   });
   const counter = new HashCounter();
   const piped = pipeline(tar, counter);
@@ -104,13 +104,12 @@ export async function extractBlob(req: ExtractRequest): Promise<ExtractResult> {
     tar.destroy(err);
     counter.destroy(err);
     await Promise.allSettled([piped, applied]);
-    throw withContext(e, req.what);
+    throw layerError(e, req.what);
   }
   return { diffID: counter.digest(), tarSize: counter.size };
 }
 
 /** Errors name the layer they concern (decompression errors alone do not say which file). */
-function withContext(e: unknown, what: string): KilnError {
-  const k = e instanceof KilnError ? e : new KilnError((e as NodeJS.ErrnoException).code?.startsWith('Z_') ? 'E_BAD_ARCHIVE' : 'E_IO', (e as Error).message ?? String(e), { cause: e });
-  return k.message.includes(what) ? k : new KilnError(k.code, `${what}: ${k.message}`, k.hint === undefined ? { cause: e } : { hint: k.hint, cause: e });
+function layerError(e: unknown, what: string): KilnError {
+  return withContext(e, what, (e as NodeJS.ErrnoException).code?.startsWith('Z_') ? 'E_BAD_ARCHIVE' : 'E_IO');
 }

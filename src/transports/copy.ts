@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { KilnError, asKilnError } from '../errors';
+import { KilnError, withContext } from '../errors';
 import { sha256, type Digest } from '../util/digest';
 import { HashCounter, checkExpected } from '../util/blobfile';
 import { decompressStream } from '../layer/decompress';
@@ -77,8 +77,7 @@ export async function copyImage(src: SourceImage, dest: ImageDestination, names:
     return await copyImageInner(src, dest, names, what);
   } catch (e) {
     // Say which image of which source failed; destinations only know digests.
-    const k = asKilnError(e);
-    throw k.message.includes(what) ? k : new KilnError(k.code, `${what}: ${k.message}`, k.hint === undefined ? { cause: e } : { hint: k.hint, cause: e });
+    throw withContext(e, what);
   }
 }
 
