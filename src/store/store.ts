@@ -73,6 +73,11 @@ export class Store {
    */
   writeTx<T>(fn: () => T): T {
     if (!this.recovered) this.recoverDebris();
+    return this.immediateTx(fn);
+  }
+
+  /** BEGIN IMMEDIATE (a savepoint when nested) whose trash moves are undone if it rolls back. */
+  private immediateTx<T>(fn: () => T): T {
     if (this.db.inTransaction) return this.db.transaction(fn)(); // nested: a savepoint
     const moves: { from: string; to: string }[] = [];
     this.txTrash = moves;
@@ -188,7 +193,7 @@ export class Store {
   recoverDebris(force = false): RepairReport | undefined {
     this.recovered = true;
     if (!force && !hasDebris(this)) return undefined;
-    const report = this.db.transaction(() => repair(this)).immediate();
+    const report = this.immediateTx(() => repair(this));
     for (const p of report.removePaths) fs.rmSync(p, { recursive: true, force: true });
     this.emptyTrashSync();
     return report;
