@@ -245,6 +245,9 @@ describe('docker-archive:', () => {
         }
       };
       assert.deepEqual(await members(file), await members(`${tmp}/podman.tar`));
+      // and the headers too: type, mode, owner, size, time, link target
+      const listing = (f: string) => run('tar', ['-tv', '--numeric-owner', '-f', f], {}).split('\n').sort();
+      assert.deepEqual(listing(file), listing(`${tmp}/podman.tar`));
     }));
 
   test('several images, selection by name and @index, named reference', () =>

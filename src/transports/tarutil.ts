@@ -298,7 +298,7 @@ async function addEntry(pack: tarStream.Pack, e: PackEntry): Promise<void> {
   if (e.type === 'directory') {
     pack.entry({ ...FIXED, name: `${e.name}/`, type: 'directory', mode: e.mode ?? 0o755 }, done);
   } else if (e.type === 'symlink') {
-    pack.entry({ ...FIXED, name: e.name, type: 'symlink', linkname: e.linkname, mode: 0 }, done);
+    pack.entry({ ...FIXED, name: e.name, type: 'symlink', linkname: e.linkname, mode: 0o120000 /* S_IFLNK: encodes as permission bits 0, as Go writes; tar-stream turns a plain 0 into 0644 */ }, done);
   } else if ('data' in e) {
     pack.entry({ ...FIXED, name: e.name, type: 'file', mode: e.mode ?? 0o644, size: e.data.length }, e.data, done);
   } else {
