@@ -108,6 +108,21 @@ test('filters (before/after/label/reference), --sort and template functions', as
   sb.ok(['rmi', 'zzz/newer:1']);
 });
 
+test("images {{.History}} keeps every name the image had, as podman's NamesHistory", () => {
+  sb.ok(['import', tar, 'my-test-image']);
+  const hist = () => sb.ok(['images', 'my-test-image', '--format', '{{ .History }}']).trim();
+  assert.equal(hist(), 'localhost/my-test-image:latest');
+  sb.ok(['tag', 'my-test-image', 'rand1']);
+  sb.ok(['rmi', 'rand1']);
+  assert.equal(hist(), 'localhost/my-test-image:latest, localhost/rand1:latest');
+  sb.ok(['tag', 'my-test-image', 'rand2']);
+  sb.ok(['rmi', 'rand2']);
+  assert.equal(hist(), 'localhost/my-test-image:latest, localhost/rand2:latest, localhost/rand1:latest');
+  const inspected = JSON.parse(sb.ok(['inspect', 'my-test-image'])) as Array<{ NamesHistory: string[] }>;
+  assert.deepEqual(inspected[0]!.NamesHistory, ['localhost/my-test-image:latest', 'localhost/rand2:latest', 'localhost/rand1:latest']);
+  sb.ok(['rmi', 'my-test-image']);
+});
+
 test('history lists the import step with its size', () => {
   const out = sb.ok(['history', 'busybox']).trimEnd().split('\n');
   assert.match(out[0]!, /^ID\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);

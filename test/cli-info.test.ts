@@ -38,3 +38,23 @@ test('version and --version agree with package.json', () => {
   assert.equal(r.stderr, '');
   assert.match(r.stdout, new RegExp(`^Version: +${pkg.version.replace(/\./g, '\\.')}$`, 'm'));
 });
+
+test('a store from an older kiln is migrated in place on first use', () => {
+  const old = sandbox('kiln-migrate-');
+  try {
+    old.ok(['images']); // creates the store at the current schema
+    const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+    const file = path.join(old.root, 'kiln.db');
+    const db = new Database(file);
+    db.exec('ALTER TABLE images DROP COLUMN names_history');
+    db.pragma('user_version = 1'); // as kiln wrote it before migration 2
+    db.close();
+    assert.match(old.ok(['images']), /^REPOSITORY/);
+    const again = new Database(file);
+    assert.equal(again.pragma('user_version', { simple: true }), 2);
+    assert.ok((again.prepare('PRAGMA table_info(images)').all() as { name: string }[]).some((c) => c.name === 'names_history'));
+    again.close();
+  } finally {
+    old.cleanup();
+  }
+});

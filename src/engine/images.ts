@@ -43,7 +43,7 @@ export function summarize(img: ImageRecord, containers: number, labels: Record<s
     Containers: containers,
     Names: img.names,
     Digest: img.manifestDigest,
-    History: img.names,
+    History: img.namesHistory,
     Created: Math.floor(img.created / 1000),
     CreatedAt: new Date(img.created).toISOString().replace('.000Z', 'Z'),
   };

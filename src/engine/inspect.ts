@@ -77,7 +77,7 @@ export function inspectImage(ctx: EngineContext, ref: string): ImageInspect {
     ManifestType: img.manifestMediaType,
     User: config.config?.User ?? '',
     History: config.history ?? [],
-    NamesHistory: img.names,
+    NamesHistory: img.namesHistory,
   };
 }
 

@@ -20,6 +20,8 @@ export interface ImageRecord {
   created: number;
   added: number;
   names: string[];
+  /** Every name the image has had: the current ones first, then earlier ones, newest first. */
+  namesHistory: string[];
 }
 
 export interface NewImage {
@@ -42,15 +44,18 @@ export interface RemovedImage {
   blobs: Digest[];
 }
 
-type Row = Omit<ImageRecord, 'names'> & { names: string | null };
+type Row = Omit<ImageRecord, 'names' | 'namesHistory'> & { names: string | null; namesHistory: string };
 
 const SELECT = `SELECT i.id, i.manifest_digest AS manifestDigest, i.manifest_media_type AS manifestMediaType,
-  i.config_digest AS configDigest, i.top_layer AS topLayer, i.size, i.created, i.added,
+  i.config_digest AS configDigest, i.top_layer AS topLayer, i.size, i.created, i.added, i.names_history AS namesHistory,
   (SELECT group_concat(name, char(10)) FROM (SELECT name FROM image_names n WHERE n.image_id = i.id ORDER BY seq)) AS names
   FROM images i`;
 
 function fromRow(r: Row): ImageRecord {
-  return { ...r, names: r.names ? r.names.split('\n') : [] };
+  const names = r.names ? r.names.split('\n') : [];
+  const history = JSON.parse(r.namesHistory) as string[];
+  // images stored before migration 2 have no history yet: their names are all it can know
+  return { ...r, names, namesHistory: history.length ? history : names };
 }
 
 const FULL_ID = /^(?:sha256:)?([a-f0-9]{64})$/;
@@ -169,11 +174,25 @@ export class ImageStore {
     if (cur) db.prepare('DELETE FROM image_names WHERE name = ?').run(name);
     const seq = (db.prepare('SELECT coalesce(max(seq), 0) + 1 AS s FROM image_names').get() as { s: number }).s;
     db.prepare('INSERT INTO image_names (name, image_id, seq) VALUES (?, ?, ?)').run(name, id, seq);
+    this.updateHistoryTx(id);
+    if (cur) this.updateHistoryTx(cur.id);
+  }
+
+  /** As containers/storage does on every change of names: history = current names ++ history, de-duplicated. */
+  private updateHistoryTx(id: string): void {
+    const img = this.get(id);
+    if (!img) return;
+    const history = [...new Set([...img.names, ...img.namesHistory])];
+    this.store.db.prepare('UPDATE images SET names_history = ? WHERE id = ?').run(JSON.stringify(history), id);
   }
 
   /** Removes a name; false if the image did not have it. */
   removeName(id: string, name: string): boolean {
-    return this.store.writeTx(() => this.store.db.prepare('DELETE FROM image_names WHERE name = ? AND image_id = ?').run(name, id).changes > 0);
+    return this.store.writeTx(() => {
+      const removed = this.store.db.prepare('DELETE FROM image_names WHERE name = ? AND image_id = ?').run(name, id).changes > 0;
+      if (removed) this.updateHistoryTx(id);
+      return removed;
+    });
   }
 
   /** Containers using the image (their ids). */

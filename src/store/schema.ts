@@ -87,4 +87,6 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX lease_refs_ref ON lease_refs(kind, ref);
   `,
+  // 2: podman's NamesHistory — every name an image had, current ones first (JSON array)
+  `ALTER TABLE images ADD COLUMN names_history TEXT NOT NULL DEFAULT '[]';`,
 ];

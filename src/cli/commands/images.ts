@@ -71,7 +71,7 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
       SharedSize: humanSize(0),
       Containers: 0,
       Names: i.names,
-      History: i.names.join(', '),
+      History: i.namesHistory.join(', '),
       Dangling: i.names.length === 0,
       ReadOnly: false,
       IsReadOnly: false,
