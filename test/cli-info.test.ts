@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sandbox, REPO } from './helpers/env';
+import { MIGRATIONS } from '../src/store/schema';
 
 const sb = sandbox('kiln-info-');
 after(() => sb.cleanup());
@@ -46,12 +47,12 @@ test('a store from an older kiln is migrated in place on first use', () => {
     const Database = require('better-sqlite3') as typeof import('better-sqlite3');
     const file = path.join(old.root, 'kiln.db');
     const db = new Database(file);
-    db.exec('ALTER TABLE images DROP COLUMN names_history');
+    db.exec('ALTER TABLE images DROP COLUMN names_history; DROP TABLE image_digests');
     db.pragma('user_version = 1'); // as kiln wrote it before migration 2
     db.close();
     assert.match(old.ok(['images']), /^REPOSITORY/);
     const again = new Database(file);
-    assert.equal(again.pragma('user_version', { simple: true }), 2);
+    assert.equal(again.pragma('user_version', { simple: true }), MIGRATIONS.length);
     assert.ok((again.prepare('PRAGMA table_info(images)').all() as { name: string }[]).some((c) => c.name === 'names_history'));
     again.close();
   } finally {

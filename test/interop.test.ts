@@ -84,8 +84,14 @@ test('an archive saved by podman loads into kiln with identical layer digests an
     sb.ok(['save', '--format', 'docker-dir', '-o', dirOut, 'localhost/from-podman:latest']);
     const rawDir = JSON.parse(run('skopeo', ['inspect', '--raw', `dir:${dirOut}`])) as { mediaType: string };
     assert.equal(rawDir.mediaType, 'application/vnd.docker.distribution.manifest.v2+json', `${fmt}: docker-dir holds Docker schema2, as podman's`);
-    sb.ok(['rmi', 'localhost/from-podman:latest']);
   }
+  // loaded twice with two different manifests: both digests are RepoDigests, and the second
+  // manifest's blobs belong to the image (nothing is left unreferenced)
+  const again = JSON.parse(sb.ok(['inspect', 'localhost/from-podman:latest'])) as Array<{ RepoDigests: string[] }>;
+  assert.equal(again[0]!.RepoDigests.length, 2, again[0]!.RepoDigests.join(' '));
+  assert.equal(sb.kiln(['image', 'exists', again[0]!.RepoDigests[1]!]).status, 0, 'found by its second digest');
+  assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
+  sb.ok(['rmi', 'localhost/from-podman:latest']);
   assert.equal(sb.ok(['system', 'check']).trim(), 'No problems found');
 });
 

@@ -25,17 +25,19 @@ export interface ImageSummary {
   CreatedAt: string;
 }
 
-export function repoDigests(img: ImageRecord): string[] {
+/** "repository@digest" for each repository the image is named in and each manifest it came with. */
+export function repoDigests(ctx: EngineContext, img: ImageRecord): string[] {
   const repos = new Set(img.names.map((n) => splitStoredName(n).repository));
-  return [...repos].map((r) => `${r}@${img.manifestDigest}`);
+  const digests = ctx.store.images.manifestDigests(img.id);
+  return [...repos].flatMap((r) => digests.map((d) => `${r}@${d}`));
 }
 
-export function summarize(img: ImageRecord, containers: number, labels: Record<string, string> | null): ImageSummary {
+export function summarize(ctx: EngineContext, img: ImageRecord, containers: number, labels: Record<string, string> | null): ImageSummary {
   return {
     Id: img.id,
     ParentId: '',
     RepoTags: img.names,
-    RepoDigests: repoDigests(img),
+    RepoDigests: repoDigests(ctx, img),
     Size: img.size,
     SharedSize: 0,
     VirtualSize: img.size,

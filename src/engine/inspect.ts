@@ -55,7 +55,7 @@ export function inspectImage(ctx: EngineContext, ref: string): ImageInspect {
     Id: img.id,
     Digest: img.manifestDigest,
     RepoTags: img.names,
-    RepoDigests: repoDigests(img),
+    RepoDigests: repoDigests(ctx, img),
     Parent: '',
     // libimage's rule: Docker images carry a top-level comment, OCI ones the first history entry's
     Comment: img.manifestMediaType === MT.dockerManifest ? ((config as { comment?: string }).comment ?? '') : (config.history?.[0]?.comment ?? ''),

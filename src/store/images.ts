@@ -88,7 +88,7 @@ export class ImageStore {
     }
     if (parsed.digest !== undefined) {
       const rows = db
-        .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id WHERE i.manifest_digest = ? AND (n.name LIKE ? || ':%' OR n.name = ?)`)
+        .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id JOIN image_digests d ON d.image_id = i.id WHERE d.digest = ? AND (n.name LIKE ? || ':%' OR n.name = ?)`)
         .all(parsed.digest, repository(parsed), repository(parsed)) as { id: string }[];
       const explicit = rows[0] ?? (hasExplicitDomain(ref) ? undefined : this.shortDigestMatch(parsed.path, parsed.digest));
       return explicit && this.get(explicit.id);
@@ -123,8 +123,13 @@ export class ImageStore {
 
   private shortDigestMatch(p: string, digest: string): { id: string } | undefined {
     return this.store.db
-      .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id WHERE i.manifest_digest = ? AND n.name LIKE ?`)
+      .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id JOIN image_digests d ON d.image_id = i.id WHERE d.digest = ? AND n.name LIKE ?`)
       .get(digest, `%/${p}:%`) as { id: string } | undefined;
+  }
+
+  /** Digests of every manifest the image arrived with, first one first. */
+  manifestDigests(id: string): Digest[] {
+    return (this.store.db.prepare('SELECT digest FROM image_digests WHERE image_id = ? ORDER BY seq').all(id) as { digest: Digest }[]).map((r) => r.digest);
   }
 
   /** Ordered layer ids, bottom first. */
@@ -150,9 +155,12 @@ export class ImageStore {
         ).run(img.id, img.manifestDigest, img.manifestMediaType, img.configDigest, img.layers[img.layers.length - 1] ?? null, img.size, img.created, Date.now());
         const insL = db.prepare('INSERT INTO image_layers (image_id, idx, layer_id) VALUES (?, ?, ?)');
         img.layers.forEach((l, i) => insL.run(img.id, i, l));
-        const insB = db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
-        for (const b of img.blobs) insB.run(img.id, b);
       }
+      // The same image may arrive again with another manifest (other compression, OCI vs
+      // Docker): its blobs belong to the image too, and its digest joins the RepoDigests.
+      const insB = db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
+      for (const b of img.blobs) insB.run(img.id, b);
+      db.prepare('INSERT OR IGNORE INTO image_digests (image_id, digest, seq) VALUES (?, ?, (SELECT count(*) FROM image_digests WHERE image_id = ?))').run(img.id, img.manifestDigest, img.id);
       for (const n of img.names) this.setNameTx(img.id, n);
       return !exists;
     });

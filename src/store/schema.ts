@@ -89,4 +89,12 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 2: podman's NamesHistory — every name an image had, current ones first (JSON array)
   `ALTER TABLE images ADD COLUMN names_history TEXT NOT NULL DEFAULT '[]';`,
+  // 3: every manifest an image arrived with (its RepoDigests), not only the first
+  `CREATE TABLE image_digests (
+     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+     digest   TEXT NOT NULL,
+     seq      INTEGER NOT NULL,
+     PRIMARY KEY (image_id, digest)
+   );
+   INSERT INTO image_digests (image_id, digest, seq) SELECT id, manifest_digest, 0 FROM images;`,
 ];

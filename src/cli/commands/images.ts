@@ -45,7 +45,7 @@ function run(ctx: EngineContext, image: string | undefined, o: Opts & { noheadin
     return;
   }
   if (o.format === 'json' || o.format === '{{json .}}') {
-    const rows = imgs.map((i) => summarize(i, ctx.store.images.containersUsing(i.id).length, readConfig(ctx.store, i).config?.Labels ?? null));
+    const rows = imgs.map((i) => summarize(ctx, i, ctx.store.images.containersUsing(i.id).length, readConfig(ctx.store, i).config?.Labels ?? null));
     write(o.format === 'json' ? JSON.stringify(rows, null, 4) : rows.map((r) => JSON.stringify(r)).join('\n'));
     return;
   }
