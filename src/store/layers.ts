@@ -63,10 +63,6 @@ export class LayerStore {
     return l;
   }
 
-  list(): LayerRecord[] {
-    return this.store.db.prepare(`SELECT ${COLS} FROM layers`).all() as LayerRecord[];
-  }
-
   dir(id: string): string {
     return path.join(this.store.paths.layers, id);
   }

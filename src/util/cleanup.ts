@@ -2,8 +2,8 @@
  * Temporary paths to remove if the process is interrupted (Ctrl-C, SIGTERM, SIGHUP): staging
  * dirs of destinations, decompressed copies of archives, spooled standard input, the store's
  * work dir. Code that creates such a path calls trackTemp(); normal completion removes it as
- * usual (or renames it into place) and a later rm of a vanished path is harmless, so untracking
- * is optional. The CLI installs the handlers; a library user may call removeTracked() itself.
+ * usual (or renames it into place) and a later rm of a vanished path is harmless, so nothing is
+ * ever untracked. The CLI installs the handlers; a library user may call removeTracked() itself.
  */
 import * as fs from 'node:fs';
 
@@ -11,10 +11,6 @@ const tracked = new Set<string>();
 
 export function trackTemp(p: string): void {
   tracked.add(p);
-}
-
-export function untrackTemp(p: string): void {
-  tracked.delete(p);
 }
 
 export function removeTracked(): void {
