@@ -5,7 +5,7 @@
  * the exit code follows podman (1 unknown image, 2 in use, 125 other).
  */
 import { KilnError, asKilnError } from '../errors';
-import { hasExplicitDomain, normalizeName } from '../image/reference';
+import { pickName } from '../image/reference';
 import type { EngineContext } from './context';
 
 export interface RmiOptions {
@@ -33,11 +33,10 @@ export async function removeImages(ctx: EngineContext, refs: string[], opts: Rmi
       const outcome = store.writeTx((): { untagged: string[]; deleted?: string } | undefined => {
         const img = store.images.find(ref);
         if (!img) return undefined;
-        const byID = opts.all || (ID_LIKE.test(ref) && img.id.startsWith(ref.replace(/^sha256:/, '')) && !img.names.includes(safeNormalize(ref)));
-        if (!byID && img.names.length > 1) {
-          const name = img.names.find((n) => n === safeNormalize(ref)) ?? matchShort(img.names, ref);
-          if (name !== undefined && store.images.removeName(img.id, name)) return { untagged: [name] };
-        }
+        const name = opts.all ? undefined : pickName(img.names, ref);
+        const byID = opts.all || (ID_LIKE.test(ref) && img.id.startsWith(ref.replace(/^sha256:/, '')) && name === undefined);
+        // by one of several names: only that name goes
+        if (!byID && img.names.length > 1 && name !== undefined && store.images.removeName(img.id, name)) return { untagged: [name] };
         if (byID && img.names.length > 1 && !opts.force && !opts.all) {
           throw new KilnError('E_INVALID_ARGUMENT', `unable to delete image ${img.id} by ID with more than one tag (${img.names.join(', ')}): please force removal`);
         }
@@ -56,20 +55,6 @@ export async function removeImages(ctx: EngineContext, refs: string[], opts: Rmi
     }
   }
   return report;
-}
-
-function safeNormalize(ref: string): string {
-  try {
-    return normalizeName(ref);
-  } catch {
-    return ref;
-  }
-}
-
-function matchShort(names: string[], ref: string): string | undefined {
-  if (hasExplicitDomain(ref)) return undefined;
-  const suffix = `/${ref.includes(':') ? ref : `${ref}:latest`}`;
-  return names.find((n) => n.endsWith(suffix));
 }
 
 /** podman's rmi exit code for a set of errors. */

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../errors';
-import { normalizeName, hasExplicitDomain } from '../image/reference';
+import { pickName } from '../image/reference';
 import type { ImageRecord } from '../store/images';
 import { copyImage } from '../transports/copy';
 import { parseImageReference } from '../transports/parse';
@@ -47,19 +47,8 @@ export interface SaveOptions {
 
 /** The name a user's reference picked out of an image's names (none when given by ID). */
 function nameFor(img: ImageRecord, ref: string): string[] {
-  let n: string | undefined;
-  try {
-    n = normalizeName(ref);
-  } catch {
-    return [];
-  }
-  if (img.names.includes(n)) return [n];
-  if (!hasExplicitDomain(ref)) {
-    const suffix = `/${ref.includes(':') ? ref : `${ref}:latest`}`;
-    const m = img.names.find((x) => x.endsWith(suffix));
-    if (m) return [m];
-  }
-  return [];
+  const n = pickName(img.names, ref);
+  return n === undefined ? [] : [n];
 }
 
 

@@ -85,6 +85,24 @@ export function hasExplicitDomain(s: string): boolean {
   return first.includes('.') || first.includes(':') || first === 'localhost';
 }
 
+/**
+ * Which of an image's stored names a user's reference means: the normalised name itself, or,
+ * for a reference without a registry, the first name ending in "/path:tag" (podman's short-name
+ * match). Undefined when it names none of them (e.g. it is an ID).
+ */
+export function pickName(names: readonly string[], ref: string): string | undefined {
+  let n: string;
+  try {
+    n = normalizeName(ref);
+  } catch {
+    return undefined;
+  }
+  if (names.includes(n)) return n;
+  if (hasExplicitDomain(ref)) return undefined;
+  const suffix = `/${ref.includes(':') ? ref : `${ref}:latest`}`;
+  return names.find((x) => x.endsWith(suffix));
+}
+
 /** Splits a stored name "domain/path:tag" into repository and tag, as the images table shows them. */
 export function splitStoredName(name: string): { repository: string; tag: string } {
   const i = name.lastIndexOf(':');
