@@ -138,10 +138,8 @@ export class LayerStore {
       await fsyncPath(blobTmp);
       const mediaType = compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer;
       const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, mediaType);
-      const id = layerID(parent, r.diffID);
-      const existing = this.holdIfPresent(id, lease);
-      if (existing) return { layer: existing, blob };
-      const layer = this.commit(tmp, { id, parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
+      // commit() returns (and holds) the stored layer if the store already has this one
+      const layer = this.commit(tmp, { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
       return { layer, blob };
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
