@@ -26,6 +26,11 @@ export type ErrorCode =
   | 'E_NATIVE'
   | 'E_TEMPLATE'
   | 'E_IO'
+  | 'E_CONTAINERFILE'
+  | 'E_BUILD'
+  | 'E_RUN_FAILED'
+  | 'E_RUN_ABORTED'
+  | 'E_RUNTIME'
   | 'E_INTERNAL';
 
 export interface WireError {
