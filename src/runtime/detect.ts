@@ -5,6 +5,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { KilnError } from '../errors';
+import { CrunRuntime } from './crun';
+import { OciCliRuntime, RuncRuntime } from './runc';
+import type { OciRuntime } from './types';
 
 export type CgroupMode = 'v2' | 'hybrid' | 'v1' | 'unknown';
 
@@ -49,4 +53,23 @@ export function chooseRuntime(mode: CgroupMode = cgroupMode()): RuntimeChoice {
   if (crun) return { name: 'crun', path: crun, reason: 'preferred runtime' };
   if (runc) return { name: 'runc', path: runc, reason: 'crun not found' };
   return { name: 'none', path: undefined, reason: 'neither crun nor runc is installed (apt-get install crun runc)' };
+}
+
+/**
+ * The OciRuntime for chooseRuntime()'s choice (so KILN_RUNTIME still overrides), with
+ * `stateDir` as its --root (one per store). Static: nothing is run. crun on a hybrid host (only
+ * when forced by KILN_RUNTIME) gets the private-cgroup2-mount workaround (see crun.ts) if kiln
+ * runs as root; any other name is driven as a runc-compatible CLI. Throws E_RUNTIME when no
+ * runtime is installed.
+ */
+export function openRuntime(stateDir: string, choice: RuntimeChoice = chooseRuntime(), mode: CgroupMode = cgroupMode()): OciRuntime {
+  if (choice.path === undefined) {
+    throw new KilnError('E_RUNTIME', `no OCI runtime: ${choice.reason}`, { hint: 'apt-get install runc (or crun), or set KILN_RUNTIME to a runtime binary' });
+  }
+  if (choice.name === 'runc') return new RuncRuntime(stateDir, choice.path);
+  if (choice.name === 'crun') {
+    const hybridWorkaround = mode === 'hybrid' && process.getuid?.() === 0;
+    return new CrunRuntime(stateDir, { path: choice.path, hybridWorkaround, ...(hybridWorkaround ? { unshare: findExecutable('unshare') ?? '/usr/bin/unshare' } : {}) });
+  }
+  return new OciCliRuntime(choice.name, choice.path, stateDir);
 }
