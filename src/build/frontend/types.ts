@@ -5,7 +5,9 @@
  *
  * Words are kept unexpanded (`$VAR` as written): which variables are in scope depends on the
  * base image's ENV, known only when the executor runs the stage. The executor expands them
- * with expand.ts, for exactly the instructions the Dockerfile reference lists.
+ * with expand.ts, for exactly the instructions the Dockerfile reference lists. Unexpanded words
+ * keep their quotes and escapes (ENV `B="two words"` has the value `"two words"`): expandWord
+ * removes them, also where there is no variable.
  */
 
 /** Where an instruction came from; `line`/`endLine` are 1-based and inclusive. */
@@ -35,8 +37,9 @@ export type CommandForm =
   | { form: 'shell'; script: string; heredocs: Heredoc[] };
 
 export type RunMount =
-  | { type: 'bind'; target: string; source?: string; from?: string; rw: boolean }
-  | { type: 'cache'; target: string; id?: string; source?: string; from?: string; sharing: 'shared' | 'private' | 'locked'; mode?: number; uid?: number; gid?: number; readonly: boolean }
+  | { type: 'bind'; target: string; source?: string; from?: string; fromResolved?: StageBase; rw: boolean }
+  /** `id` absent = the target (BuildKit's default); mode/uid/gid absent = 0755, 0, 0 */
+  | { type: 'cache'; target: string; id?: string; source?: string; from?: string; fromResolved?: StageBase; sharing: 'shared' | 'private' | 'locked'; mode?: number; uid?: number; gid?: number; readonly: boolean }
   | { type: 'tmpfs'; target: string; size?: number }
   | { type: 'secret'; id: string; target?: string; env?: string; required: boolean; mode: number; uid: number; gid: number };
 
@@ -70,6 +73,12 @@ export interface CopySpec extends Base {
   dest: string;
   /** --from value as written (stage name, stage index or image reference), unexpanded */
   from?: string;
+  /**
+   * What --from (or a mount's from=) refers to, resolved by planBuild after expanding it with
+   * the global ARGs; absent without --from and in instructions parsed outside a plan (ONBUILD
+   * triggers of a base image).
+   */
+  fromResolved?: StageBase;
   chown?: string;
   chmod?: string;
   link: boolean;
