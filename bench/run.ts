@@ -7,13 +7,15 @@
  * Results go to bench/RESULTS.md. To add a workload (build, pull, ...), add a fixture if it
  * needs one and an entry to BENCHES.
  *
- *   node dist/bench/run.js [--only NAME[,NAME]] [--runs N] [--warmup N] [--keep] [--check]
+ *   node dist/bench/run.js [--only NAME[,NAME]] [NAME...] [--runs N] [--warmup N] [--keep] [--check]
+ *     NAME      an entry id or a group (e.g. `npm run bench -- build`); BENCH_ONLY=NAME[,NAME] too
  *     --check   exit 1 when a goal is missed (failures always exit 1)
  *     --keep    keep the temp stores (under $KILN_BENCH_TMP, default /var/tmp)
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { BUILD_BENCHES, BUILD_FIXTURES } from './build';
 import { benchTag, makeBenchArchive } from './make-archive';
 import { countLines, hyperfine, KILN, PODMAN_CONF, REPO, removeStale, removeTree, run, versionOf } from './lib';
 
@@ -48,7 +50,17 @@ export interface BenchEntry {
   /** Goal: kiln median <= goal x reference median. */
   goal: number;
   fixtures?: string[];
+  /** Selects the entry together with the others of its group (`--only build`). */
+  group?: string;
+  /**
+   * Times the entry itself instead of one hyperfine run of kiln() and ref() (builds need
+   * state resets and separate runs). Reports a failing side in `error`, not by throwing,
+   * so that the other side's time is still shown.
+   */
+  measure?: (ctx: BenchContext) => Promise<Measured>;
 }
+
+export interface Measured { kilnMs?: number; refMs?: number; error?: string }
 
 const IMAGE_COUNT = 1000;
 
@@ -93,6 +105,7 @@ export const FIXTURES: Record<string, Fixture> = {
       if (k !== IMAGE_COUNT + 1 || p !== IMAGE_COUNT + 1) throw new Error(`fixture tags1000: expected ${IMAGE_COUNT} rows, kiln printed ${k - 1}, podman ${p - 1}`);
     },
   },
+  ...BUILD_FIXTURES,
 };
 
 /** The second pair of stores (tags1000), beside the first ones. */
@@ -129,12 +142,18 @@ export const BENCHES: BenchEntry[] = [
     goal: 1.5,
     fixtures: ['tags1000'],
   },
+  ...BUILD_BENCHES,
 ];
 
 interface Row { entry: BenchEntry; kilnMs?: number; refMs?: number; error?: string }
 
 function parseArgs(argv: string[]): { only?: Set<string>; runs: number; warmup: number; keep: boolean; check: boolean } {
   const o = { only: undefined as Set<string> | undefined, runs: 20, warmup: 3, keep: false, check: false };
+  const select = (names: string): void => {
+    o.only ??= new Set();
+    for (const n of names.split(',')) if (n) o.only.add(n);
+  };
+  if (process.env.BENCH_ONLY) select(process.env.BENCH_ONLY);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -142,11 +161,12 @@ function parseArgs(argv: string[]): { only?: Set<string>; runs: number; warmup: 
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === '--only') o.only = new Set(val().split(','));
+    if (a === '--only') select(val());
     else if (a === '--runs') o.runs = Number(val());
     else if (a === '--warmup') o.warmup = Number(val());
     else if (a === '--keep') o.keep = true;
     else if (a === '--check') o.check = true;
+    else if (!a.startsWith('-')) select(a);
     else throw new Error(`unknown argument ${a} (see bench/run.ts)`);
   }
   if (!(o.runs >= 2) || !(o.warmup >= 0)) throw new Error('--runs must be >= 2 and --warmup >= 0');
@@ -190,8 +210,11 @@ function renderResults(rows: Row[], meta: { date: string; runs: number; warmup: 
 
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
-  const entries = BENCHES.filter((b) => !opts.only || opts.only.has(b.id));
-  if (entries.length === 0) throw new Error(`--only matches none of: ${BENCHES.map((b) => b.id).join(', ')}`);
+  const entries = BENCHES.filter((b) => !opts.only || opts.only.has(b.id) || (b.group !== undefined && opts.only.has(b.group)));
+  if (entries.length === 0) {
+    const names = [...new Set(BENCHES.flatMap((b) => (b.group ? [b.group, b.id] : [b.id])))];
+    throw new Error(`--only matches none of: ${names.join(', ')}`);
+  }
 
   // On disk (not tmpfs), and outside the repo so that nothing else working in the tree
   // removes it under a running bench. KILN_BENCH_TMP overrides the parent directory.
@@ -232,6 +255,11 @@ async function main(): Promise<number> {
             fixtureState.set(f, FIXTURES[f].setup(ctx));
           }
           await fixtureState.get(f);
+        }
+        if (entry.measure) {
+          Object.assign(row, await entry.measure(ctx));
+          if (row.error) ctx.log(`${entry.id}: FAILED: ${row.error}`);
+          continue;
         }
         ctx.log(`${entry.id}: hyperfine`);
         const [k, r] = hyperfine([entry.kiln(ctx), entry.ref(ctx)], {

@@ -1,16 +1,19 @@
 /**
- * Piscina entry point for layer work (src/layer/extract.ts). The task names which operation;
- * the reply is a WorkerReply, errors as {code, message, hint} (see src/util/pool.ts).
+ * Piscina entry point for layer work (src/layer/extract.ts, src/layer/pack.ts). The task names
+ * which operation; the reply is a WorkerReply, errors as {code, message, hint} (see
+ * src/util/pool.ts).
  */
 import { extractBlob, ingestTar, type ExtractRequest, type IngestRequest } from '../src/layer/extract';
+import { packDir, type PackRequest } from '../src/layer/pack';
 import { toWire } from '../src/errors';
 import type { WorkerReply } from '../src/util/pool';
 
-export type LayerTask = ({ op: 'extract' } & ExtractRequest) | ({ op: 'ingest' } & IngestRequest);
+export type LayerTask = ({ op: 'extract' } & ExtractRequest) | ({ op: 'ingest' } & IngestRequest) | ({ op: 'pack' } & PackRequest);
 
 export default async function (task: LayerTask): Promise<WorkerReply<unknown>> {
   try {
-    return { ok: true, value: task.op === 'extract' ? await extractBlob(task) : await ingestTar(task) };
+    const value = task.op === 'extract' ? await extractBlob(task) : task.op === 'ingest' ? await ingestTar(task) : await packDir(task);
+    return { ok: true, value };
   } catch (e) {
     return { ok: false, error: toWire(e) };
   }

@@ -16,6 +16,7 @@ interface Entry {
 }
 
 const COMMANDS: Record<string, Entry> = {
+  build: { summary: 'Build an image using instructions from Containerfiles', module: 'build' },
   images: { summary: 'List images in local storage', module: 'images' },
   image: { summary: 'Manage images (exists, ls, rm, tag, untag, inspect, history, save, load, import, push, mount, unmount)', module: 'image' },
   import: { summary: 'Import a tarball to create a filesystem image', module: 'import' },

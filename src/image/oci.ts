@@ -68,6 +68,10 @@ export interface ImageConfig {
     WorkingDir?: string;
     Labels?: Record<string, string> | null;
     StopSignal?: string;
+    /** Docker format only (dropped from OCI configs, as buildah does) */
+    Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+    OnBuild?: string[] | null;
+    Shell?: string[];
   };
   rootfs: { type: 'layers'; diff_ids: Digest[] };
   history?: HistoryEntry[];

@@ -215,7 +215,13 @@ function devNumbers(rdev: bigint): [number, number] {
 class Walker {
   private readonly links = new Map<string, string>();
 
-  constructor(private readonly root: string, private readonly sink: Sink) {}
+  constructor(private readonly root: string, private readonly sink: Sink, private readonly clampMtime?: number) {}
+
+  /** mtime in whole seconds, never after `clampMtime` when that is set (reproducible builds) */
+  private secs(st: fs.BigIntStats): number {
+    const s = st.mtimeNs < 0n ? 0 : Number(st.mtimeNs / 1_000_000_000n);
+    return this.clampMtime !== undefined && s > this.clampMtime ? this.clampMtime : s;
+  }
 
   private xattrs(p: string): { list: [string, Buffer][]; opaque: boolean } {
     const n = native();
@@ -243,7 +249,7 @@ class Walker {
   opaque(p: string): { mode: number; uid: number; gid: number; size: number; mtime: number } | null {
     if (!this.xattrs(p).opaque) return null;
     const st = fs.lstatSync(p, { bigint: true });
-    return { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: st.mtimeNs < 0n ? 0 : Number(st.mtimeNs / 1_000_000_000n) };
+    return { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: this.secs(st) };
   }
 
   async dir(rel: string): Promise<void> {
@@ -256,8 +262,7 @@ class Walker {
 
   private async one(rel: string, p: string): Promise<void> {
     const st = fs.lstatSync(p, { bigint: true });
-    const secs = st.mtimeNs < 0n ? 0 : Number(st.mtimeNs / 1_000_000_000n);
-    const base = { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: secs };
+    const base = { mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime: this.secs(st) };
     if (st.isSocket()) return;
     if (st.isCharacterDevice() && st.rdev === 0n) {
       const slash = rel.lastIndexOf('/');
@@ -319,13 +324,17 @@ class Walker {
   }
 }
 
-/** Writes the OCI layer tar of `dir` to `out` and ends it (see the file comment). */
-export async function writeLayerTar(dir: string, out: Writable): Promise<{ size: number }> {
+/**
+ * Writes the OCI layer tar of `dir` to `out` and ends it (see the file comment). With
+ * `clampMtime` (seconds since the epoch: --timestamp, SOURCE_DATE_EPOCH) no entry's mtime is
+ * later than it, so rebuilding the same content gives the same bytes.
+ */
+export async function writeLayerTar(dir: string, out: Writable, opts: { clampMtime?: number } = {}): Promise<{ size: number }> {
   const root = path.resolve(dir);
   const sink = new Sink(out);
   try {
     if (!fs.statSync(root).isDirectory()) throw new KilnError('E_INVALID_ARGUMENT', `${root} is not a directory`);
-    const w = new Walker(root, sink);
+    const w = new Walker(root, sink, opts.clampMtime);
     const rootOpaque = w.opaque(root);
     if (rootOpaque) await sink.put(encodeHeader({ name: '.wh..wh..opq', type: '0', ...rootOpaque }));
     await w.dir('');

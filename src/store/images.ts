@@ -9,6 +9,7 @@ import { KilnError } from '../errors';
 import type { Digest } from '../util/digest';
 import { hasExplicitDomain, parseName, formatName, repository } from '../image/reference';
 import type { Store } from './store';
+import { blobHeldSql, layerHeldSql } from './refs';
 
 export interface ImageRecord {
   id: string;
@@ -254,12 +255,10 @@ export class ImageStore {
   collectTx(layerCandidates: string[], blobCandidates: Digest[]): { layers: string[]; blobs: Digest[] } {
     const db = this.store.db;
     const layerHeld = db.prepare(
-      `SELECT EXISTS(SELECT 1 FROM image_layers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM layers WHERE parent = @id)
-        OR EXISTS(SELECT 1 FROM containers WHERE layer_id = @id) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = @id)
-        OR EXISTS(SELECT 1 FROM layer_mounts WHERE layer_id = @id) AS held`,
+      `SELECT ${layerHeldSql('@id')} AS held`,
     );
     const blobHeld = db.prepare(
-      `SELECT EXISTS(SELECT 1 FROM image_blobs WHERE digest = @d) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = @d) AS held`,
+      `SELECT ${blobHeldSql('@d')} AS held`,
     );
     const removedLayers: string[] = [];
     for (const l of layerCandidates) {

@@ -15,6 +15,7 @@ import type { Store } from './store';
 import type { Lease } from './lease';
 import type { BlobRecord } from './blobs';
 import type { ExtractResult, IngestResult } from '../layer/extract';
+import type { PackResult } from '../layer/pack';
 import type { LayerTask } from '../../workers/layer';
 import { runInWorker } from '../util/pool';
 
@@ -148,6 +149,25 @@ export class LayerStore {
   }
 
 
+  /**
+   * Records `tmp`/diff (a build step's upper dir, already in overlay form) as a layer on
+   * `parent`: the worker pool archives it (diffID) and writes the gzip'd blob in one pass, then
+   * blob and layer are committed and `tmp` is renamed into place (or removed if the store had
+   * this layer already). `tmp` must be a dir inside this store's work dir holding only diff/.
+   */
+  async commitDir(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+    const blobTmp = tempName(this.store.workDir());
+    try {
+      const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress: 'gzip', clampMtime: opts.clampMtime, what: opts.what });
+      await fsyncPath(blobTmp);
+      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, MT.ociLayerGzip);
+      const layer = this.commit(tmp, { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
+      return { layer, blob };
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.rmSync(blobTmp, { force: true });
+    }
+  }
 
   /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
   private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'created'>, lease: Lease): LayerRecord {

@@ -32,6 +32,31 @@ export function isMountPoint(target: string): boolean {
   return info.split('\n').some((l) => l.split(' ')[4] === esc);
 }
 
+/**
+ * Detaches every mount at or below `dir` (deepest first): the overlays of a killed build's
+ * steps live in its tmp/<owner>/ dir and must go before that dir is removed.
+ */
+export function unmountUnder(dir: string): void {
+  let real: string;
+  let info: string;
+  try {
+    real = fs.realpathSync(dir);
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const points = info.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => p !== undefined).map(unescape)
+    .filter((p) => p === real || p.startsWith(`${real}/`)).sort((a, b) => b.length - a.length);
+  for (const p of points) {
+    try {
+      native().umount2(p, MNT_DETACH);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 export class MountStore {
   constructor(private readonly store: Store) {}
 

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { selfOwner } from '../util/proc';
 import type { Digest } from '../util/digest';
 import type { Store } from './store';
+import { blobHeldSql, layerHeldSql } from './refs';
 
 export interface RepairReport {
   deadOwners: string[];
@@ -146,15 +147,11 @@ export function repair(store: Store): RepairReport {
 
   // Unheld layers, to a fixpoint (removing a child can free its parent).
   for (;;) {
-    const free = (db.prepare(`SELECT id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE layer_id = l.id)
-      AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id) AND NOT EXISTS (SELECT 1 FROM containers WHERE layer_id = l.id)
-      AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id)
-      AND NOT EXISTS (SELECT 1 FROM layer_mounts WHERE layer_id = l.id)`).all() as { id: string }[]).map((r) => r.id);
+    const free = (db.prepare(`SELECT id FROM layers l WHERE NOT ${layerHeldSql('l.id')}`).all() as { id: string }[]).map((r) => r.id);
     if (free.length === 0) break;
     report.collectedLayers.push(...store.images.collectTx(free, []).layers);
   }
-  const freeBlobs = (db.prepare(`SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = b.digest)
-    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = b.digest)`).all() as { digest: Digest }[]).map((r) => r.digest);
+  const freeBlobs = (db.prepare(`SELECT digest FROM blobs b WHERE NOT ${blobHeldSql('b.digest')}`).all() as { digest: Digest }[]).map((r) => r.digest);
   report.collectedBlobs.push(...store.images.collectTx([], freeBlobs).blobs);
   return report;
 }
@@ -206,12 +203,9 @@ export function check(store: Store): CheckReport {
   const orphanNames = db.prepare('SELECT name FROM image_names n WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = n.image_id)').all() as { name: string }[];
   for (const n of orphanNames) problems.push(`name ${n.name}: points to no image`);
 
-  const unheldLayers = db.prepare(`SELECT id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE layer_id = l.id)
-    AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.id) AND NOT EXISTS (SELECT 1 FROM containers WHERE layer_id = l.id)
-    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'layer' AND ref = l.id) AND NOT EXISTS (SELECT 1 FROM layer_mounts WHERE layer_id = l.id)`).all() as { id: string }[];
+  const unheldLayers = db.prepare(`SELECT id FROM layers l WHERE NOT ${layerHeldSql('l.id')}`).all() as { id: string }[];
   for (const l of unheldLayers) debris.push(`layer ${l.id} is used by nothing (left by an interrupted operation)`);
-  const unheldBlobs = db.prepare(`SELECT digest FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM image_blobs WHERE digest = b.digest)
-    AND NOT EXISTS (SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = b.digest)`).all() as { digest: string }[];
+  const unheldBlobs = db.prepare(`SELECT digest FROM blobs b WHERE NOT ${blobHeldSql('b.digest')}`).all() as { digest: string }[];
   for (const b of unheldBlobs) debris.push(`blob ${b.digest} is used by nothing (left by an interrupted operation)`);
   for (const o of readdirOr(store.paths.tmp)) {
     if (o.startsWith('.') ? !stagingAlive(store, o) : !store.ownerAlive(o)) debris.push(`work dir ${path.join(store.paths.tmp, o)} of dead process ${o}`);

@@ -97,4 +97,20 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (image_id, digest)
    );
    INSERT INTO image_digests (image_id, digest, seq) SELECT id, manifest_digest, 0 FROM images;`,
+  // 4: the build cache, a key → layer index (BuildKit's cache keys; see src/build/cache.ts)
+  `CREATE TABLE build_cache (
+     key         TEXT PRIMARY KEY,
+     parent_key  TEXT NOT NULL,
+     op          TEXT NOT NULL,
+     inputs      TEXT NOT NULL,
+     layer_id    TEXT NOT NULL REFERENCES layers(id),
+     blob_digest TEXT NOT NULL REFERENCES blobs(digest),
+     diff_id     TEXT NOT NULL,
+     created_by  TEXT NOT NULL,
+     created     INTEGER NOT NULL,
+     last_used   INTEGER NOT NULL
+   );
+   CREATE INDEX build_cache_parent ON build_cache(parent_key);
+   CREATE INDEX build_cache_layer ON build_cache(layer_id);
+   CREATE INDEX build_cache_blob ON build_cache(blob_digest);`,
 ];

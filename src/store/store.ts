@@ -28,7 +28,7 @@ import { native, LOCK_EX, LOCK_NB } from '../native';
 import { BlobStore } from './blobs';
 import { LayerStore } from './layers';
 import { ImageStore } from './images';
-import { MountStore } from './mounts';
+import { MountStore, unmountUnder } from './mounts';
 import { Lease } from './lease';
 import { hasDebris, repair, type RepairReport } from './repair';
 
@@ -194,7 +194,10 @@ export class Store {
     this.recovered = true;
     if (!force && !hasDebris(this)) return undefined;
     const report = this.immediateTx(() => repair(this));
-    for (const p of report.removePaths) fs.rmSync(p, { recursive: true, force: true });
+    for (const p of report.removePaths) {
+      unmountUnder(p); // a killed build's step overlays
+      fs.rmSync(p, { recursive: true, force: true });
+    }
     this.emptyTrashSync();
     return report;
   }

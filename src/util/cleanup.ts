@@ -24,10 +24,30 @@ export function removeTracked(): void {
   tracked.clear();
 }
 
+let interrupt: ((exitCode: number) => void) | undefined;
+
+/**
+ * Lets a long operation (a build) stop itself cleanly on the first SIGINT/SIGTERM/SIGHUP: `fn`
+ * gets the exit code to end with and must make the operation fail soon; a second signal
+ * exits at once. Returns the function that removes the hook.
+ */
+export function onInterrupt(fn: (exitCode: number) => void): () => void {
+  interrupt = fn;
+  return () => {
+    if (interrupt === fn) interrupt = undefined;
+  };
+}
+
 /** On SIGINT/SIGTERM/SIGHUP: remove tracked paths and exit with 128 + the signal number. */
 export function installSignalCleanup(): void {
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
     process.on(sig, () => {
+      const hook = interrupt;
+      if (hook) {
+        interrupt = undefined;
+        hook(code);
+        return;
+      }
       removeTracked();
       process.exit(code);
     });

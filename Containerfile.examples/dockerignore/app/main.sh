@@ -1,0 +1,3 @@
+#!/bin/sh
+. /ctx/app/lib.sh
+greet "from the dockerignore example"

@@ -1,0 +1,258 @@
+/**
+ * `kiln build` as a library call: Containerfile → plan (pure front end) → one scheduler vertex
+ * per needed stage, run concurrently as their dependencies finish (up to --jobs) → the target
+ * stage committed as an image under every -t name. CPU-heavy work (archiving, hashing,
+ * compressing layers) runs on the Piscina pool; the event loop only schedules and waits.
+ *
+ * Everything the build writes is held by one lease until the image is committed; a failed or
+ * cancelled build leaves no mounts, containers or half-written images, while the layers of the
+ * steps that did finish stay in the build cache for the next attempt.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { KilnError } from '../errors';
+import type { EngineContext } from '../engine/context';
+import type { ImageRecord } from '../store/images';
+import { normalizeName } from '../image/reference';
+import { goArch } from '../engine/import';
+import { loadPlan } from './frontend';
+import { IgnoreMatcher, ignoreFileCandidates, parseIgnoreFile } from './frontend/ignore';
+import type { BuildPlan, Stage } from './frontend/types';
+import { solve, type Vertex } from './scheduler';
+import { BuildCache } from './cache';
+import type { BuildEnv, SecretSource, StageResult } from './env';
+import { imageState } from './base';
+import { runStage, type StageRunOptions } from './stage';
+import type { StageRoots } from './steps/run';
+import type { ProgressEvent } from './progress';
+import { commitImage } from './commit';
+import { exportOutputs, type OutputSpec } from './output';
+import { selfOwner } from '../util/proc';
+
+export interface BuildOptions {
+  contextDir: string;
+  /** -f; default: Containerfile, else Dockerfile, in the context dir */
+  file?: string;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+  /** most stages at once; default: all that are ready */
+  jobs?: number;
+  /** --layers=false / --no-cache: do not use the cache */
+  noCache: boolean;
+  cacheTtlMs?: number;
+  pull: 'missing' | 'never' | 'always' | 'newer';
+  format: 'oci' | 'docker';
+  iidfile?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** seconds since the epoch (--timestamp, SOURCE_DATE_EPOCH) */
+  timestamp?: number;
+  platform?: string;
+  secrets: Record<string, SecretSource>;
+  network: 'host' | 'none';
+  outputs: OutputSpec[];
+  progress: (e: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface BuildResult {
+  image: ImageRecord;
+  plan: BuildPlan;
+}
+
+/** The Containerfile to use: -f (relative to the working directory), else Containerfile/Dockerfile in the context. */
+export function findContainerfile(contextDir: string, file?: string): string {
+  if (file !== undefined) {
+    if (!fs.existsSync(file)) throw new KilnError('E_INVALID_ARGUMENT', `-f ${file}: no such file`);
+    return path.resolve(file);
+  }
+  for (const n of ['Containerfile', 'Dockerfile']) {
+    const p = path.join(contextDir, n);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new KilnError('E_INVALID_ARGUMENT', `no Containerfile or Dockerfile in ${contextDir}`, { hint: 'name one with -f' });
+}
+
+export function platformArgs(platform?: string): Record<string, string> {
+  const host = `linux/${goArch()}`;
+  const target = platform ?? host;
+  if (target !== host) throw new KilnError('E_UNSUPPORTED', `--platform ${target}: only the host platform ${host} can be built here (no emulation)`);
+  const [os, arch, variant = ''] = target.split('/');
+  const [bos, barch, bvariant = ''] = host.split('/');
+  return { TARGETPLATFORM: target, TARGETOS: os, TARGETARCH: arch, TARGETVARIANT: variant, BUILDPLATFORM: host, BUILDOS: bos, BUILDARCH: barch, BUILDVARIANT: bvariant };
+}
+
+function readIgnore(contextDir: string, containerfile: string): IgnoreMatcher | undefined {
+  for (const c of ignoreFileCandidates(containerfile, contextDir)) {
+    let text: string;
+    try {
+      text = fs.readFileSync(c, 'utf8');
+    } catch {
+      continue;
+    }
+    return new IgnoreMatcher(parseIgnoreFile(text));
+  }
+  return undefined;
+}
+
+export async function build(ctx: EngineContext, opts: BuildOptions): Promise<BuildResult> {
+  const contextDir = path.resolve(opts.contextDir);
+  if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) throw new KilnError('E_INVALID_ARGUMENT', `build context ${opts.contextDir} is not a directory`);
+  const file = findContainerfile(contextDir, opts.file);
+  const pargs = platformArgs(opts.platform);
+  const plan = loadPlan(fs.readFileSync(file, 'utf8'), path.relative(process.cwd(), file) || file, { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
+  const names = opts.tags.map((t) => normalizeName(t));
+  if (opts.pull === 'always' || opts.pull === 'newer') {
+    throw new KilnError('E_UNSUPPORTED', `--pull=${opts.pull}: pulling base images needs registry support, which kiln does not have yet`, { hint: 'use --pull=missing (the default) with images already in the store' });
+  }
+  const store = ctx.store;
+  const abort = new AbortController();
+  const onAbort = () => abort.abort(opts.signal?.reason ?? new KilnError('E_BUILD', 'build cancelled'));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const holder = selfOwner();
+  const heldMounts: string[] = [];
+  try {
+    return await store.withLease(async (lease) => {
+      const results = new Map<number, StageResult>();
+      const imageCache = new Map<string, ReturnType<typeof imageState>>();
+      let runtime: ReturnType<BuildEnv['runtime']> | undefined;
+      const env: BuildEnv = {
+        store,
+        lease,
+        cache: new BuildCache(store, { disabled: opts.noCache, ttlMs: opts.cacheTtlMs }),
+        runtime: () => {
+          if (!runtime) {
+            const { openRuntime } = require('../runtime/detect') as typeof import('../runtime/detect');
+            runtime = openRuntime(path.join(store.paths.runroot, 'runtime'));
+          }
+          return runtime;
+        },
+        contextDir,
+        ignored: readIgnore(contextDir, file),
+        secrets: opts.secrets,
+        network: opts.network,
+        timestamp: opts.timestamp,
+        progress: opts.progress,
+        signal: abort.signal,
+        stage: async (i) => {
+          const r = results.get(i);
+          if (!r) throw new KilnError('E_INTERNAL', `stage ${i} was asked for before it finished`);
+          return r;
+        },
+        image: (ref) => {
+          let st = imageCache.get(ref);
+          if (!st) {
+            const img = store.images.find(ref);
+            if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${ref}: image not known`, { hint: opts.pull === 'never' ? undefined : 'kiln cannot pull from registries yet: load the image first (kiln load, kiln import)' });
+            st = imageState(store, img, lease);
+            imageCache.set(ref, st);
+          }
+          return structuredClone(st);
+        },
+      };
+      // Base images are resolved up front, so a missing one fails before any step runs.
+      for (const i of plan.needed) {
+        const st = plan.stages[i];
+        if (st.base.kind === 'image') env.image(st.base.ref);
+        for (const r of st.imageDeps) env.image(r);
+      }
+      const roots = stageRoots(env, plan, heldMounts, holder);
+      const vertices = new Map<number, Vertex<StageResult>>();
+      const position = new Map(plan.needed.map((i, n) => [i, n + 1]));
+      const vertexOf = (i: number): Vertex<StageResult> => {
+        const have = vertices.get(i);
+        if (have) return have;
+        const st = plan.stages[i];
+        const inputs = st.deps.map(vertexOf);
+        const runOpts: StageRunOptions = { plan, buildArgs: opts.buildArgs, platformArgs: pargs, position: position.get(i) ?? i + 1, stages: plan.needed.length, roots };
+        const v: Vertex<StageResult> = {
+          digest: stageDigest(st, inputs.map((x) => x.digest), opts.buildArgs),
+          inputs,
+          name: st.name ?? `stage ${i}`,
+          op: async (deps) => {
+            deps.forEach((d, k) => results.set(st.deps[k], d));
+            const r = await runStage(env, st, runOpts);
+            results.set(i, r);
+            return r;
+          },
+        };
+        vertices.set(i, v);
+        return v;
+      };
+      const [final] = await solve([vertexOf(plan.target)], { jobs: opts.jobs, signal: abort.signal });
+      const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000).toISOString() : final.state.created;
+      opts.progress({ type: 'message', text: `COMMIT${names.length ? ` ${names[0]}` : ''}` });
+      const image = await commitImage(store, final.state, lease, { format: opts.format, names, labels: opts.labels, annotations: opts.annotations, created });
+      opts.progress({ type: 'message', text: `--> ${image.id.slice(0, 12)}` });
+      for (const n of names) opts.progress({ type: 'message', text: `Successfully tagged ${n}` });
+      if (opts.iidfile) writeIidfile(opts.iidfile, image.id);
+      if (opts.outputs.length) await exportOutputs(store, image, opts.outputs);
+      return { image, plan };
+    });
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    for (const l of heldMounts.splice(0)) {
+      try {
+        store.mounts.unmount(l, holder);
+      } catch {
+        /* already released */
+      }
+    }
+  }
+}
+
+/** Identical stages (same base, instructions and inputs) get the same digest and run once. */
+function stageDigest(st: Stage, depDigests: string[], buildArgs: Record<string, string>): string {
+  const strip = st.instructions.map((i) => ({ ...i, loc: undefined }));
+  return createHash('sha256').update(JSON.stringify({ base: st.base, platform: st.platform, strip, depDigests, buildArgs })).digest('hex');
+}
+
+function writeIidfile(file: string, id: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `sha256:${id}`);
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Read-only roots for --from and --mount from=: a stage name or index of this build, else an
+ * image reference. Layer mounts are held by this process and released when the step is done.
+ */
+function stageRoots(env: BuildEnv, plan: BuildPlan, held: string[], holder: string): StageRoots {
+  const stageIndex = (from: string): number | undefined => {
+    const lower = from.toLowerCase();
+    const byName = plan.stages.find((s) => s.name === lower);
+    if (byName) return byName.index;
+    if (/^\d+$/.test(from) && Number(from) < plan.stages.length) return Number(from);
+    return undefined;
+  };
+  const stateOf = async (from: string) => {
+    const i = stageIndex(from);
+    return i !== undefined ? (await env.stage(i)).state : env.image(from);
+  };
+  return {
+    key: async (from) => (await stateOf(from)).cacheKey,
+    root: async (from) => {
+      const st = await stateOf(from);
+      if (st.layers.length === 0) {
+        const empty = env.store.tempDir('empty-root');
+        return { root: empty, release: () => fs.rmSync(empty, { recursive: true, force: true }) };
+      }
+      const top = st.layers[st.layers.length - 1].id;
+      const root = env.store.mounts.mount(top, holder);
+      held.push(top);
+      let released = false;
+      return {
+        root,
+        release: () => {
+          if (released) return;
+          released = true;
+          const k = held.indexOf(top);
+          if (k >= 0) held.splice(k, 1);
+          env.store.mounts.unmount(top, holder);
+        },
+      };
+    },
+  };
+}

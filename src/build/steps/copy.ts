@@ -1,0 +1,97 @@
+/**
+ * COPY and ADD: sources from the build context (filtered by .containerignore), from another
+ * stage or image (--from), from here-documents, or (ADD) from http(s) URLs, copied into the
+ * stage's filesystem with Docker's destination rules (context/copy.ts). The cache key covers
+ * the expanded instruction, the WORKDIR and the content of every selected source — modes,
+ * ownership where it is kept, sizes and bytes, never mtimes — so a touched file still hits.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { KilnError } from '../../errors';
+import { resolveUser } from '../../runtime/spec';
+import type { CopySpec } from '../frontend/types';
+import type { BuildEnv, StepCtx } from '../env';
+import { where, type StageState } from '../state';
+import { layerStep } from './layer-step';
+import type { StageRoots } from './run';
+import { selectSources } from '../context/select';
+import { hashSources } from '../context/hash';
+import { copyInto, fetchUrl, writeHeredocFile } from '../context/copy';
+import { isDirForm } from '../context/place';
+
+const URL_RE = /^https?:\/\//i;
+
+export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step: StepCtx, roots: StageRoots, word: (w: string) => string, heredoc: (body: string) => string): Promise<StageState> {
+  const what = `${ins.kind} at ${where(ins)}`;
+  const dest = word(ins.dest);
+  const sources = ins.sources.map(word);
+  const chown = ins.chown !== undefined ? word(ins.chown) : undefined;
+  const chmod = ins.chmod !== undefined ? parseChmod(word(ins.chmod), what) : undefined;
+  const from = ins.from !== undefined ? word(ins.from) : undefined;
+  const excludes = ins.excludes.map(word);
+  const workdir = s.config.WorkingDir || '/';
+  const urls = ins.kind === 'ADD' ? sources.filter((x) => URL_RE.test(x)) : [];
+  const local = sources.filter((x) => !urls.includes(x));
+  if (urls.length > 0 && from !== undefined) throw new KilnError('E_CONTAINERFILE', `${what}: ADD --from cannot fetch URLs`);
+  if (ins.kind === 'COPY' && sources.some((x) => URL_RE.test(x))) throw new KilnError('E_CONTAINERFILE', `${what}: COPY cannot fetch a URL; use ADD`);
+  if (sources.length + ins.heredocs.length > 1 && !isDirForm(dest)) {
+    throw new KilnError('E_BUILD', `${what}: When using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+
+  const srcRoot = from !== undefined ? await roots.root(from) : { root: env.contextDir, release: () => undefined };
+  try {
+    const selected = local.length ? await selectSources(srcRoot.root, local, { filter: from === undefined ? env.ignored : undefined, excludes, what }) : [];
+    const hash = createHash('sha256');
+    hash.update(local.length ? await hashSources(srcRoot.root, selected, { ownership: from !== undefined }) : '');
+    for (const h of ins.heredocs) hash.update(`\0heredoc:${h.name}:${h.expand ? heredoc(h.content) : h.content}`);
+    // URLs are fetched first: their bytes (and the --checksum) are part of the key
+    const fetchDir = urls.length ? env.store.tempDir('fetch') : undefined;
+    try {
+      const fetched: { name: string; path: string; digest: string }[] = [];
+      for (const [n, u] of urls.entries()) {
+        const dir = path.join(fetchDir!, String(n));
+        fs.mkdirSync(dir);
+        const f = await fetchUrl(u, dir, ins.checksum !== undefined ? word(ins.checksum) : undefined);
+        fetched.push({ name: u, path: f.path, digest: f.digest });
+        hash.update(`\0url:${u}:${f.digest}`);
+      }
+      const inputs = {
+        op: `${ins.kind} ${JSON.stringify({ sources, dest, chown, chmod, from: from !== undefined ? await roots.key(from) : undefined, link: ins.link, parents: ins.parents, excludes })}`,
+        env: JSON.stringify({ workdir }),
+        sources: hash.digest('hex'),
+      };
+      const createdBy = `/bin/sh -c #(nop) ${ins.kind} ${ins.heredocs.length ? 'heredoc' : 'file'}:${inputs.sources} in ${dest}`;
+      return await layerStep(env, s, step, inputs, createdBy, what, async (rootfs) => {
+        const owner = chown !== undefined ? chownIds(rootfs.merged, chown, what) : undefined;
+        const common = { rootfs: rootfs.merged, workdir, dest, chown: owner, chmod };
+        fs.mkdirSync(path.join(rootfs.merged, workdir), { recursive: true, mode: 0o755 });
+        if (selected.length) await copyInto({ ...common, srcRoot: srcRoot.root, selected, preserveOwnership: from !== undefined, parents: ins.parents, add: ins.kind === 'ADD' });
+        for (const f of fetched) await copyInto({ ...common, srcRoot: path.dirname(f.path), selected: await selectSources(path.dirname(f.path), [path.basename(f.path)], { what }), preserveOwnership: false, parents: false, add: false });
+        for (const h of ins.heredocs) await writeHeredocFile(rootfs.merged, workdir, dest, h.name, h.expand ? heredoc(h.content) : h.content, owner, chmod);
+      }, { independent: ins.link });
+    } finally {
+      if (fetchDir) fs.rmSync(fetchDir, { recursive: true, force: true });
+    }
+  } finally {
+    srcRoot.release();
+  }
+}
+
+function parseChmod(v: string, what: string): number {
+  if (!/^[0-7]{3,4}$/.test(v)) throw new KilnError('E_CONTAINERFILE', `${what}: invalid --chmod ${JSON.stringify(v)}: expected an octal mode such as 755`);
+  return parseInt(v, 8);
+}
+
+/**
+ * --chown user[:group] against the destination's /etc/passwd and /etc/group. As the reference
+ * says, a user without a group (name or number) uses the same number for the gid.
+ */
+function chownIds(rootfs: string, chown: string, what: string): { uid: number; gid: number } {
+  try {
+    const u = resolveUser(rootfs, chown);
+    return { uid: u.uid, gid: chown.includes(':') ? u.gid : u.uid };
+  } catch (e) {
+    throw new KilnError('E_BUILD', `${what}: --chown=${chown}: ${(e as Error).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * What every filesystem step (RUN, COPY, ADD) shares: compute the cache key from the parent's
+ * key and the step's inputs; on a hit take the cached layer; on a miss say why, run `work` on a
+ * fresh writable overlay, commit its upper dir as a layer (archived and compressed on the
+ * worker pool) and record it in the cache. A failing `work` leaves nothing mounted or stored.
+ */
+import { cacheKey, type CacheInputs } from '../cache';
+import type { BuildEnv, StepCtx } from '../env';
+import { createdTime } from '../env';
+import type { StageState } from '../state';
+import { WorkingRootfs } from '../rootfs';
+
+export interface LayerStepOptions {
+  /** COPY --link: the layer is made without seeing the parent's files */
+  independent?: boolean;
+}
+
+export async function layerStep(
+  env: BuildEnv,
+  s: StageState,
+  step: StepCtx,
+  inputs: CacheInputs,
+  createdBy: string,
+  what: string,
+  work: (rootfs: WorkingRootfs) => Promise<void>,
+  opts: LayerStepOptions = {},
+): Promise<StageState> {
+  const key = cacheKey(s.cacheKey, inputs);
+  const hit = env.cache.lookup(key, env.lease);
+  if (hit) {
+    env.progress({ type: 'step-cached', id: hit.layerID.slice(0, 12), ...step.info });
+    const layer = env.store.layers.require(hit.layerID);
+    const created = env.timestamp !== undefined ? createdTime(env) : new Date(hit.created).toISOString();
+    return {
+      ...s,
+      layers: [...s.layers, { id: hit.layerID, diffID: hit.diffID, blobDigest: hit.blobDigest, blobSize: layer.compressedSize ?? 0, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', uncompressedSize: layer.uncompressedSize }],
+      history: [...s.history, { created, created_by: hit.createdBy }],
+      cacheKey: key,
+      created,
+    };
+  }
+  env.progress({ type: 'cache-miss-reason', stage: step.info.stage, step: step.info.step, reason: env.cache.explainMiss(key, s.cacheKey, inputs, s.rebuilt) });
+  const parent = s.layers.length ? s.layers[s.layers.length - 1].id : null;
+  const rootfs = WorkingRootfs.open(env.store, opts.independent ? null : parent);
+  try {
+    await work(rootfs);
+    rootfs.seal();
+  } catch (e) {
+    rootfs.discard();
+    throw e;
+  }
+  env.signal.throwIfAborted();
+  const { layer, blob } = await env.store.layers.commitDir(rootfs.stepDir, parent, env.lease, { clampMtime: env.timestamp, what });
+  const created = createdTime(env);
+  env.cache.record({ key, parentKey: s.cacheKey, inputs, layerID: layer.id, blobDigest: blob.digest, diffID: layer.diffID, createdBy, created: Date.parse(created) });
+  return {
+    ...s,
+    layers: [...s.layers, { id: layer.id, diffID: layer.diffID, blobDigest: blob.digest, blobSize: blob.size, mediaType: blob.mediaType ?? 'application/vnd.oci.image.layer.v1.tar+gzip', uncompressedSize: layer.uncompressedSize }],
+    history: [...s.history, { created, created_by: createdBy }],
+    cacheKey: key,
+    rebuilt: true,
+    created,
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * RUN --mount: turns the typed mounts of a RUN into runtime mounts and environment, and the
+ * cache-key text that describes their sources. Secrets never enter the cache key or the layer:
+ * their content is copied into the step's private dir, bind-mounted read-only, and the empty
+ * mount-point stub the runtime leaves in the upper dir is removed after the step (stubs.ts).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { KilnError } from '../../errors';
+import type { MountRequest } from '../../runtime/spec';
+import type { RunMount } from '../frontend/types';
+import type { BuildEnv } from '../env';
+import { joinWorkdir } from '../state';
+import { selectSources } from '../context/select';
+import { hashSources } from '../context/hash';
+
+export interface PreparedMounts {
+  mounts: MountRequest[];
+  env: string[];
+  /** release mounts of other stages' layers taken for bind sources */
+  release(): void;
+}
+
+/** Describes the mounts' sources for the cache key (no secret content, no cache-mount content). */
+export async function mountsKey(env: BuildEnv, mounts: RunMount[], stageKeyOf: (from: string) => Promise<string>): Promise<string> {
+  const parts: string[] = [];
+  for (const m of mounts) {
+    if (m.type === 'bind') parts.push(`bind:${m.target}:${m.source ?? ''}:${m.rw}:${m.from ? await stageKeyOf(m.from) : `context:${await contextKey(env, m.source ?? '.')}`}`);
+    else if (m.type === 'cache') parts.push(`cache:${m.target}:${m.id ?? ''}:${m.sharing}`);
+    else if (m.type === 'tmpfs') parts.push(`tmpfs:${m.target}:${m.size ?? ''}`);
+    else parts.push(`secret:${m.id}:${m.target ?? ''}:${m.env ?? ''}`);
+  }
+  return parts.join('\n');
+}
+
+/** A content key for a path of the build context (a file or dir; names, modes, sizes, bytes). */
+async function contextKey(env: BuildEnv, source: string): Promise<string> {
+  const what = `--mount=type=bind,source=${source}`;
+  return hashSources(env.contextDir, await selectSources(env.contextDir, [source], { filter: env.ignored, what }), {});
+}
+
+/**
+ * Prepares the mounts for one RUN. `stageRoot(from)` gives a read-only root dir for a stage or
+ * image name (mounted by the caller's stage runner); `privateDir` is the step's scratch dir
+ * outside the rootfs (for secret copies).
+ */
+export async function prepareMounts(
+  env: BuildEnv,
+  mounts: RunMount[],
+  workdir: string,
+  privateDir: string,
+  stageRoot: (from: string) => Promise<{ root: string; release(): void }>,
+  where: string,
+): Promise<PreparedMounts> {
+  const out: MountRequest[] = [];
+  const envs: string[] = [];
+  const releases: (() => void)[] = [];
+  const target = (t: string) => joinWorkdir(workdir, t);
+  try {
+    for (const m of mounts) {
+      if (m.type === 'bind') {
+        let root = env.contextDir;
+        if (m.from) {
+          const r = await stageRoot(m.from);
+          releases.push(r.release);
+          root = r.root;
+        }
+        const src = path.join(root, path.normalize(`/${m.source ?? '.'}`));
+        if (!fs.existsSync(src)) throw new KilnError('E_BUILD', `${where}: --mount=type=bind source ${JSON.stringify(m.source ?? '.')} does not exist${m.from ? ` in ${m.from}` : ' in the build context'}`);
+        // rw binds of read-only sources see a private copy, so writes never reach the source
+        let source = src;
+        if (m.rw) {
+          source = path.join(privateDir, `bind-${out.length}`);
+          fs.cpSync(src, source, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+        }
+        out.push({ type: 'bind', source, destination: target(m.target), readonly: !m.rw });
+      } else if (m.type === 'cache') {
+        const id = m.id ?? m.target;
+        const dir = path.join(env.store.paths.root, 'build-cache-mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+        if (!fs.existsSync(dir)) {
+          fs.mkdirSync(dir, { recursive: true, mode: m.mode ?? 0o755 });
+          if (m.uid !== undefined || m.gid !== undefined) fs.chownSync(dir, m.uid ?? 0, m.gid ?? 0);
+        }
+        out.push({ type: 'bind', source: dir, destination: target(m.target), readonly: m.readonly });
+      } else if (m.type === 'tmpfs') {
+        out.push({ type: 'tmpfs', destination: target(m.target), size: m.size });
+      } else {
+        const s = env.secrets[m.id];
+        if (!s) {
+          if (m.required) throw new KilnError('E_BUILD', `${where}: secret ${JSON.stringify(m.id)} is required but was not given`, { hint: `pass it with --secret id=${m.id},src=FILE` });
+          continue;
+        }
+        const value = readSecret(m.id, s);
+        if (m.env) envs.push(`${m.env}=${value.toString('utf8')}`);
+        if (m.target !== undefined || !m.env) {
+          const file = path.join(privateDir, `secret-${out.length}`);
+          fs.writeFileSync(file, value, { mode: m.mode });
+          fs.chownSync(file, m.uid, m.gid);
+          out.push({ type: 'bind', source: file, destination: m.target ? target(m.target) : `/run/secrets/${m.id}`, readonly: true });
+        }
+      }
+    }
+  } catch (e) {
+    for (const r of releases) r();
+    throw e;
+  }
+  return { mounts: out, env: envs, release: () => releases.forEach((r) => r()) };
+}
+
+function readSecret(id: string, s: { src?: string; env?: string }): Buffer {
+  if (s.src !== undefined) {
+    try {
+      return fs.readFileSync(s.src);
+    } catch (e) {
+      throw new KilnError('E_INVALID_ARGUMENT', `--secret id=${id}: cannot read ${s.src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const v = process.env[s.env ?? id];
+  if (v === undefined) throw new KilnError('E_INVALID_ARGUMENT', `--secret id=${id}: environment variable ${s.env ?? id} is not set`);
+  return Buffer.from(v);
+}
+

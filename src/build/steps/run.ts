@@ -1,0 +1,120 @@
+/**
+ * RUN: the command runs in a temporary container through the OCI runtime, on a writable
+ * overlay of the stage's layers; the overlay's upper dir becomes the step's layer. The cache
+ * key covers the command, the environment it sees (ENV, ARGs, USER, WORKDIR, SHELL), its mount
+ * sources and network — never secret contents.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { KilnError } from '../../errors';
+import { buildSpec, resolveUser, writeSpec, type MountRequest } from '../../runtime/spec';
+import type { Instruction } from '../frontend/types';
+import type { BuildEnv, StepCtx } from '../env';
+import { runEnv, shellOf, where, type StageState } from '../state';
+import { WorkingRootfs } from '../rootfs';
+import { prepareMounts, mountsKey } from './mounts';
+import { missingMountPoints, removeStubs } from './stubs';
+import { layerStep } from './layer-step';
+
+type RunIns = Extract<Instruction, { kind: 'RUN' }>;
+
+const TAIL_LINES = 20;
+
+/** Keeps the last lines a step wrote, for the error message of a failed RUN. */
+class Tail {
+  private buf = '';
+  add(chunk: Buffer): void {
+    this.buf = (this.buf + chunk.toString('utf8')).slice(-8192);
+  }
+  lines(): string[] {
+    return this.buf.replace(/\n$/, '').split('\n').slice(-TAIL_LINES);
+  }
+}
+
+export interface StageRoots {
+  /** a read-only root for a stage name/index or image reference; release when done */
+  root(from: string): Promise<{ root: string; release(): void }>;
+  /** the cache key of that stage's or image's filesystem */
+  key(from: string): Promise<string>;
+}
+
+export async function runStep(env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots): Promise<StageState> {
+  const argv = ins.command.form === 'exec' ? ins.command.args : [...shellOf(s), ins.command.script];
+  const processEnv = runEnv(s);
+  const workdir = s.config.WorkingDir || '/';
+  const network = ins.network === 'default' ? env.network : ins.network;
+  const inputs = {
+    op: `RUN ${JSON.stringify(argv)}`,
+    env: JSON.stringify({ env: processEnv, user: s.config.User ?? '', workdir }),
+    mounts: await mountsKey(env, ins.mounts, (f) => roots.key(f)),
+    network,
+  };
+  const createdBy = ins.command.form === 'exec' ? `/bin/sh -c #(nop) RUN ${JSON.stringify(argv)}` : `${shellOf(s).join(' ')} ${ins.command.script}`;
+  return layerStep(env, s, step, inputs, createdBy, ins.original, async (rootfs) => {
+    await runInRootfs(env, s, ins, step, roots, rootfs, argv, processEnv, workdir, network);
+  });
+}
+
+async function runInRootfs(
+  env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots, rootfs: WorkingRootfs,
+  argv: string[], processEnv: string[], workdir: string, network: 'host' | 'none',
+): Promise<void> {
+  const merged = rootfs.merged;
+  fs.mkdirSync(path.join(merged, workdir), { recursive: true, mode: 0o755 });
+  const user = resolveUser(merged, s.config.User ?? '');
+  const privateDir = env.store.tempDir('run');
+  const prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, (f) => roots.root(f), where(ins));
+  try {
+    const mounts: MountRequest[] = [...hostFiles(network), ...prepared.mounts];
+    const stubs = missingMountPoints(merged, ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resolv.conf', ...mounts.map((m) => m.destination)]);
+    const spec = buildSpec({
+      rootfs: merged,
+      args: argv,
+      env: [...processEnv, ...prepared.env],
+      cwd: workdir,
+      user,
+      network,
+      mounts,
+      hostname: 'kiln-build',
+    });
+    writeSpec(privateDir, spec);
+    const tail = new Tail();
+    const sink = (stream: 'stdout' | 'stderr') => new (require('node:stream') as typeof import('node:stream')).Writable({
+      write(chunk: Buffer, _e, cb) {
+        tail.add(chunk);
+        env.progress({ type: 'output', stage: step.info.stage, step: step.info.step, stream, data: chunk });
+        cb();
+      },
+    });
+    let code: number;
+    try {
+      code = await env.runtime().run({ id: `kiln-build-${randomBytes(8).toString('hex')}`, bundle: privateDir, stdout: sink('stdout'), stderr: sink('stderr'), signal: env.signal });
+    } catch (e) {
+      if (e instanceof KilnError && e.code === 'E_RUNTIME') throw new KilnError('E_RUN_FAILED', `${where(ins)}: ${ins.original}: ${e.message}`, { cause: e, hint: e.hint });
+      throw e;
+    }
+    removeStubs(merged, stubs);
+    if (code !== 0) {
+      const lines = tail.lines().filter((l) => l !== '');
+      const out = lines.length ? `\n${lines.map((l) => `  | ${l}`).join('\n')}` : '';
+      const err = new KilnError('E_RUN_FAILED', `${where(ins)}: ${truncate(ins.original)}: exit status ${code}${out}`);
+      (err as KilnError & { exitStatus?: number }).exitStatus = code; // the CLI exits with it, as podman build does
+      throw err;
+    }
+  } finally {
+    prepared.release();
+    fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+function truncate(s: string): string {
+  const one = s.replace(/\s*\n\s*/g, ' ');
+  return one.length > 200 ? `${one.slice(0, 197)}...` : one;
+}
+
+/** /etc/hosts and /etc/resolv.conf for the container: the host's when it shares the host network. */
+function hostFiles(network: 'host' | 'none'): MountRequest[] {
+  if (network !== 'host') return [];
+  return ['/etc/hosts', '/etc/resolv.conf'].filter((f) => fs.existsSync(f)).map((f) => ({ type: 'bind' as const, source: f, destination: f, readonly: true }));
+}
