@@ -40,7 +40,7 @@ export interface StageRoots {
 }
 
 export async function runStep(env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots): Promise<StageState> {
-  const argv = ins.command.form === 'exec' ? ins.command.args : [...shellOf(s), ins.command.script];
+  const argv = ins.command.form === 'exec' ? ins.command.args : shebangScript(ins) ? [SCRIPT_PATH] : [...shellOf(s), ins.command.script];
   const processEnv = runEnv(s);
   const workdir = s.config.WorkingDir || '/';
   const network = ins.network === 'default' ? env.network : ins.network;
@@ -67,6 +67,13 @@ async function runInRootfs(
   const prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, (f) => roots.root(f), where(ins));
   try {
     const mounts: MountRequest[] = [...hostFiles(network), ...prepared.mounts];
+    const script = shebangScript(ins);
+    if (script !== undefined) {
+      // `RUN <<EOF` whose body starts with #!: run the body as a program, as BuildKit does
+      const file = path.join(privateDir, 'script');
+      fs.writeFileSync(file, script, { mode: 0o755 });
+      mounts.push({ type: 'bind', source: file, destination: SCRIPT_PATH, readonly: true });
+    }
     const stubs = missingMountPoints(merged, ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resolv.conf', ...mounts.map((m) => m.destination)]);
     const spec = buildSpec({
       rootfs: merged,
@@ -106,6 +113,15 @@ async function runInRootfs(
     prepared.release();
     fs.rmSync(privateDir, { recursive: true, force: true });
   }
+}
+
+const SCRIPT_PATH = '/dev/pipes/script';
+
+/** The body of a lone `RUN <<EOF` heredoc that starts with `#!`, else undefined. */
+function shebangScript(ins: RunIns): string | undefined {
+  const c = ins.command;
+  if (c.form !== 'shell' || c.heredocs.length !== 1 || c.script !== c.heredocs[0].content) return undefined;
+  return c.script.startsWith('#!') ? c.script : undefined;
 }
 
 function truncate(s: string): string {
