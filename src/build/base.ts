@@ -12,7 +12,7 @@ import type { Lease } from '../store/lease';
 import type { BuiltLayer, StageState } from './state';
 
 export function scratchState(): StageState {
-  return { layers: [], config: {}, history: [], architecture: goArch(), os: 'linux', cacheKey: 'scratch', rebuilt: false, args: {}, created: new Date(0).toISOString() };
+  return { layers: [], imageLayers: 0, config: {}, history: [], architecture: goArch(), os: 'linux', cacheKey: 'scratch', rebuilt: false, args: {}, created: new Date(0).toISOString() };
 }
 
 /** The state of an image in the store; its layers and blobs are held by `lease` for the build. */
@@ -35,6 +35,7 @@ export function imageState(store: Store, img: ImageRecord, lease: Lease): StageS
   });
   return {
     layers,
+    imageLayers: layers.length,
     config: structuredClone(config.config ?? {}),
     history: structuredClone(config.history ?? []),
     architecture: config.architecture,

@@ -27,6 +27,7 @@ import { runStage, type StageRunOptions } from './stage';
 import type { StageRoots } from './steps/run';
 import type { ProgressEvent } from './progress';
 import { commitImage } from './commit';
+import { squashState } from './squash';
 import { exportOutputs, type OutputSpec } from './output';
 import { selfOwner } from '../util/proc';
 
@@ -53,6 +54,8 @@ export interface BuildOptions {
   secrets: Record<string, SecretSource>;
   network: 'host' | 'none';
   outputs: OutputSpec[];
+  /** --squash: the layers this build made become one; --squash-all: all layers become one */
+  squash?: 'new' | 'all';
   progress: (e: ProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -184,7 +187,9 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
       const [final] = await solve([vertexOf(plan.target)], { jobs: opts.jobs, signal: abort.signal });
       const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000).toISOString() : final.state.created;
       opts.progress({ type: 'message', text: `COMMIT${names.length ? ` ${names[0]}` : ''}` });
-      const image = await commitImage(store, final.state, lease, { format: opts.format, names, labels: opts.labels, annotations: opts.annotations, created });
+      let state = final.state;
+      if (opts.squash) state = await squashState(store, lease, state, opts.squash === 'all' ? 0 : state.imageLayers, { clampMtime: opts.timestamp, created });
+      const image = await commitImage(store, state, lease, { format: opts.format, names, labels: opts.labels, annotations: opts.annotations, created });
       opts.progress({ type: 'message', text: `--> ${image.id.slice(0, 12)}` });
       for (const n of names) opts.progress({ type: 'message', text: `Successfully tagged ${n}` });
       if (opts.iidfile) writeIidfile(opts.iidfile, image.id);

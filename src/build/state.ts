@@ -22,6 +22,8 @@ export type RunConfig = NonNullable<ImageConfig['config']>;
 
 export interface StageState {
   layers: BuiltLayer[];
+  /** how many of `layers` come from a base image (--squash keeps those) */
+  imageLayers: number;
   config: RunConfig;
   history: HistoryEntry[];
   architecture: string;

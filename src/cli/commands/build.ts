@@ -109,7 +109,6 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
   if (o.network !== undefined && !['host', 'none', 'default', 'private'].includes(o.network)) throw new KilnError('E_INVALID_ARGUMENT', `--network ${o.network}: kiln build supports host and none`);
   const buildArgs = keyValues([...o.buildArgFile.flatMap(argFile), ...o.buildArg], '--build-arg', true);
   if (timestamp !== undefined && buildArgs.SOURCE_DATE_EPOCH === undefined) buildArgs.SOURCE_DATE_EPOCH = String(timestamp);
-  if (o.squash || o.squashAll) throw new KilnError('E_UNSUPPORTED', `--squash${o.squashAll ? '-all' : ''} is not supported yet`);
   return {
     contextDir,
     file: o.file,
@@ -129,6 +128,7 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
     secrets: secrets(o.secret),
     network: o.network === 'none' ? 'none' : 'host',
     outputs: o.output.map(parseOutput),
+    squash: o.squashAll ? 'all' : o.squash ? 'new' : undefined,
   };
 }
 
