@@ -78,7 +78,7 @@ export function createProgress(mode: ProgressMode, out: NodeJS.WritableStream, i
     case 'tty': {
       const stream = out as { columns?: number; rows?: number };
       return new TtyProgress(out, {
-        columns: () => opts.columns ?? stream.columns ?? process.stdout.columns ?? 80,
+        columns: () => opts.columns || stream.columns || process.stdout.columns || 80,
         rows: () => opts.rows ?? stream.rows ?? (isTTY ? process.stdout.rows : undefined),
         color: opts.color ?? !process.env['NO_COLOR'],
         verbose: opts.verbose ?? false,
