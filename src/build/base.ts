@@ -9,10 +9,19 @@ import { goArch } from '../engine/import';
 import type { Store } from '../store/store';
 import type { ImageRecord } from '../store/images';
 import type { Lease } from '../store/lease';
-import type { BuiltLayer, StageState } from './state';
+import { DEFAULT_PATH, type BuiltLayer, type RunConfig, type StageState } from './state';
+
+/**
+ * A stage's config always has PATH in Env: a base without one gets the default appended, as
+ * BuildKit and buildah do, so `ENV PATH=/x:$PATH` extends it and the image records it.
+ */
+function withPath(config: RunConfig): RunConfig {
+  if ((config.Env ?? []).some((e) => e.startsWith('PATH='))) return config;
+  return { ...config, Env: [...(config.Env ?? []), `PATH=${DEFAULT_PATH}`] };
+}
 
 export function scratchState(): StageState {
-  return { layers: [], imageLayers: 0, config: {}, history: [], architecture: goArch(), os: 'linux', cacheKey: 'scratch', rebuilt: false, args: {}, created: new Date(0).toISOString() };
+  return { layers: [], imageLayers: 0, config: withPath({}), history: [], architecture: goArch(), os: 'linux', cacheKey: 'scratch', rebuilt: false, args: {}, created: new Date(0).toISOString() };
 }
 
 /** The state of an image in the store; its layers and blobs are held by `lease` for the build. */
@@ -36,7 +45,7 @@ export function imageState(store: Store, img: ImageRecord, lease: Lease): StageS
   return {
     layers,
     imageLayers: layers.length,
-    config: structuredClone(config.config ?? {}),
+    config: withPath(structuredClone(config.config ?? {})),
     history: structuredClone(config.history ?? []),
     architecture: config.architecture,
     os: config.os,

@@ -124,7 +124,7 @@ export async function squashState(store: Store, lease: Lease, s: StageState, kee
     throw e;
   }
   const parent = keep > 0 ? s.layers[keep - 1].id : null;
-  const { layer, blob } = await store.layers.commitDir(tmp, parent, lease, { clampMtime: opts.clampMtime, what: 'the squashed layer' });
+  const { layer, blob } = await store.layers.commitDir(tmp, parent, lease, { clampMtime: opts.clampMtime, compress: 'none', what: 'the squashed layer' });
   let nonEmpty = 0;
   const history = s.history.map((h) => {
     if (h.empty_layer) return h;
@@ -134,7 +134,7 @@ export async function squashState(store: Store, lease: Lease, s: StageState, kee
   history.push({ created: opts.created, created_by: `/bin/sh -c #(nop) squashed ${merged.length} layer${merged.length === 1 ? '' : 's'}` });
   return {
     ...s,
-    layers: [...s.layers.slice(0, keep), { id: layer.id, diffID: layer.diffID, blobDigest: blob.digest, blobSize: blob.size, mediaType: blob.mediaType ?? 'application/vnd.oci.image.layer.v1.tar+gzip', uncompressedSize: layer.uncompressedSize }],
+    layers: [...s.layers.slice(0, keep), { id: layer.id, diffID: layer.diffID, blobDigest: blob.digest, blobSize: blob.size, mediaType: blob.mediaType ?? 'application/vnd.oci.image.layer.v1.tar', uncompressedSize: layer.uncompressedSize }],
     history,
   };
 }

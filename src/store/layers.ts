@@ -151,16 +151,18 @@ export class LayerStore {
 
   /**
    * Records `tmp`/diff (a build step's upper dir, already in overlay form) as a layer on
-   * `parent`: the worker pool archives it (diffID) and writes the gzip'd blob in one pass, then
+   * `parent`: the worker pool archives it (diffID) and writes the blob (gzip'd unless
+   * `compress` is 'none') in one pass, then
    * blob and layer are committed and `tmp` is renamed into place (or removed if the store had
    * this layer already). `tmp` must be a dir inside this store's work dir holding only diff/.
    */
-  async commitDir(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+  async commitDir(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; compress?: 'gzip' | 'none'; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
     const blobTmp = tempName(this.store.workDir());
+    const compress = opts.compress ?? 'gzip';
     try {
-      const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress: 'gzip', clampMtime: opts.clampMtime, what: opts.what });
+      const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress, clampMtime: opts.clampMtime, what: opts.what });
       await fsyncPath(blobTmp);
-      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, MT.ociLayerGzip);
+      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer);
       const layer = this.commit(tmp, { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
       return { layer, blob };
     } finally {

@@ -62,8 +62,8 @@ export interface CopyOptions {
   what?: string;
 }
 
-const COPY_CONCURRENCY = 8;
-/** Files up to this size are copied synchronously (TreeWriter.smallFile). */
+const COPY_CONCURRENCY = 16;
+/** Files up to this size are copied with read + write (TreeWriter.smallFile). */
 const SMALL_FILE = 64n << 10n;
 /** Entries written between two yields to the event loop. */
 const YIELD_EVERY = 256;
@@ -103,7 +103,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
   });
 
   /**
-   * Writes one non-directory. Small files are written at once; larger ones are queued in
+   * Writes one non-directory. Regular files are queued in
    * `files`, hard links to an already copied inode in `links` (run after `files`).
    */
   const placeOne = (target: string, src: string, st: fs.BigIntStats, link: string | undefined, files: (() => Promise<void>)[], links: (() => void)[]): void => {
@@ -115,8 +115,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
         return;
       }
       if (inode !== undefined) seen.add(inode);
-      if (st.size <= SMALL_FILE) w.smallFile(target, src, m, inode);
-      else files.push(() => w.file(target, src, m, inode));
+      files.push(st.size <= SMALL_FILE ? () => w.smallFile(target, src, m, inode) : () => w.file(target, src, m, inode));
     } else if (st.isSymbolicLink()) {
       w.symlink(target, link ?? fs.readlinkSync(src), m);
     } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {

@@ -84,13 +84,14 @@ function parseChmod(v: string, what: string): number {
 }
 
 /**
- * --chown user[:group] against the destination's /etc/passwd and /etc/group. As the reference
- * says, a user without a group (name or number) uses the same number for the gid.
+ * --chown user[:group] against the destination's /etc/passwd and /etc/group. A user name
+ * without a group takes that user's primary group from /etc/passwd (buildah and BuildKit both
+ * do); a bare numeric uid uses the same number for the gid, as the Dockerfile reference says.
  */
 function chownIds(rootfs: string, chown: string, what: string): { uid: number; gid: number } {
   try {
     const u = resolveUser(rootfs, chown);
-    return { uid: u.uid, gid: chown.includes(':') ? u.gid : u.uid };
+    return { uid: u.uid, gid: chown.includes(':') || !/^\d+$/.test(chown) ? u.gid : u.uid };
   } catch (e) {
     throw new KilnError('E_BUILD', `${what}: --chown=${chown}: ${(e as Error).message}`, { cause: e });
   }

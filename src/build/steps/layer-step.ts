@@ -1,7 +1,7 @@
 /**
  * What every filesystem step (RUN, COPY, ADD) shares: compute the cache key from the parent's
  * key and the step's inputs; on a hit take the cached layer; on a miss say why, run `work` on a
- * fresh writable overlay, commit its upper dir as a layer (archived and compressed on the
+ * fresh writable overlay, commit its upper dir as a layer (archived and hashed on the
  * worker pool) and record it in the cache. A failing `work` leaves nothing mounted or stored.
  */
 import { cacheKey, type CacheInputs } from '../cache';
@@ -30,10 +30,11 @@ export async function layerStep(
   if (hit) {
     env.progress({ type: 'step-cached', id: hit.layerID.slice(0, 12), ...step.info });
     const layer = env.store.layers.require(hit.layerID);
+    const blob = env.store.blobs.get(hit.blobDigest);
     const created = env.timestamp !== undefined ? createdTime(env) : new Date(hit.created).toISOString();
     return {
       ...s,
-      layers: [...s.layers, { id: hit.layerID, diffID: hit.diffID, blobDigest: hit.blobDigest, blobSize: layer.compressedSize ?? 0, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', uncompressedSize: layer.uncompressedSize }],
+      layers: [...s.layers, { id: hit.layerID, diffID: hit.diffID, blobDigest: hit.blobDigest, blobSize: blob?.size ?? layer.compressedSize ?? 0, mediaType: blob?.mediaType ?? 'application/vnd.oci.image.layer.v1.tar', uncompressedSize: layer.uncompressedSize }],
       history: [...s.history, { created, created_by: hit.createdBy }],
       cacheKey: key,
       created,
@@ -50,12 +51,12 @@ export async function layerStep(
     throw e;
   }
   env.signal.throwIfAborted();
-  const { layer, blob } = await env.store.layers.commitDir(rootfs.stepDir, parent, env.lease, { clampMtime: env.timestamp, what });
+  const { layer, blob } = await env.store.layers.commitDir(rootfs.stepDir, parent, env.lease, { clampMtime: env.timestamp, compress: 'none', what });
   const created = createdTime(env);
   env.cache.record({ key, parentKey: s.cacheKey, inputs, layerID: layer.id, blobDigest: blob.digest, diffID: layer.diffID, createdBy, created: Date.parse(created) });
   return {
     ...s,
-    layers: [...s.layers, { id: layer.id, diffID: layer.diffID, blobDigest: blob.digest, blobSize: blob.size, mediaType: blob.mediaType ?? 'application/vnd.oci.image.layer.v1.tar+gzip', uncompressedSize: layer.uncompressedSize }],
+    layers: [...s.layers, { id: layer.id, diffID: layer.diffID, blobDigest: blob.digest, blobSize: blob.size, mediaType: blob.mediaType ?? 'application/vnd.oci.image.layer.v1.tar', uncompressedSize: layer.uncompressedSize }],
     history: [...s.history, { created, created_by: createdBy }],
     cacheKey: key,
     rebuilt: true,
