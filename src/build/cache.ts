@@ -65,14 +65,36 @@ export class BuildCache {
     });
   }
 
-  /** Records a step's result (replacing an older entry with the same key). */
+  /**
+   * Records a step's result, replacing an older entry with the same key (after --no-cache or an
+   * expired --cache-ttl); the replaced entry's layer and blob, and the parent layers only they
+   * held, are garbage-collected when nothing else uses them.
+   */
   record(e: CacheEntry): void {
+    let freed = false;
     this.store.writeTx(() => {
+      const old = this.store.db.prepare('SELECT layer_id, blob_digest FROM build_cache WHERE key = ?').get(e.key) as Pick<Row, 'layer_id' | 'blob_digest'> | undefined;
       this.store.db
         .prepare(`INSERT OR REPLACE INTO build_cache (key, parent_key, op, inputs, layer_id, blob_digest, diff_id, created_by, created, last_used)
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(e.key, e.parentKey, e.inputs.op, JSON.stringify(e.inputs), e.layerID, e.blobDigest, e.diffID, e.createdBy, e.created, Date.now());
+      if (old && old.layer_id !== e.layerID) freed = this.collectReplacedTx(old.layer_id, old.blob_digest as Digest);
     });
+    if (freed) void this.store.emptyTrash().catch(() => undefined);
+  }
+
+  /** Inside writeTx: collects a layer no entry holds any more, then each parent it alone held. */
+  private collectReplacedTx(layerID: string, blob: Digest): boolean {
+    const images = this.store.images;
+    let freed = images.collectTx([], [blob]).blobs.length > 0;
+    for (let l: string | null = layerID; l !== null; ) {
+      const rec = this.store.layers.get(l);
+      if (!rec || images.collectTx([l], []).layers.length === 0) break;
+      freed = true;
+      if (rec.blobDigest) images.collectTx([], [rec.blobDigest]);
+      l = rec.parent;
+    }
+    return freed;
   }
 
   /**

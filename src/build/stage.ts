@@ -14,6 +14,10 @@ import type { BuildEnv, StageResult, StepCtx } from './env';
 import { createdTime } from './env';
 import { applyMetadata, expansionEnv, where, type Expanded, type StageState } from './state';
 import { scratchState } from './base';
+import * as fs from 'node:fs';
+import { existsInChain } from './chain';
+import { layerStep } from './steps/layer-step';
+import { resolveInRoot } from './context/rootpath';
 import { runStep, type StageRoots } from './steps/run';
 import { copyStep } from './steps/copy';
 import type { StepInfo } from './progress';
@@ -63,6 +67,22 @@ export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOption
   return { index: stage.index, state: s };
 }
 
+/**
+ * WORKDIR creates its directory when the filesystem lacks it (as buildah and BuildKit do), in a
+ * layer of its own; otherwise it only changes the config.
+ */
+async function workdirStep(env: BuildEnv, s: StageState, config: StageState['config'], step: StepCtx, text: string): Promise<StageState> {
+  const dir = config.WorkingDir ?? '/';
+  const withConfig: StageState = { ...s, config };
+  const dirs = s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse();
+  if (existsInChain(dirs, dir)) {
+    return { ...withConfig, history: [...s.history, { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${text}`, empty_layer: true }] };
+  }
+  return layerStep(env, withConfig, step, { op: `WORKDIR ${dir}` }, `/bin/sh -c #(nop) ${text}`, step.info.text, async (rootfs) => {
+    fs.mkdirSync(resolveInRoot(rootfs.merged, dir, { followLast: true }), { recursive: true, mode: 0o755 });
+  });
+}
+
 async function baseState(env: BuildEnv, stage: Stage): Promise<StageState> {
   const b = stage.base;
   if (b.kind === 'scratch') return scratchState();
@@ -100,6 +120,7 @@ async function runInstruction(env: BuildEnv, s: StageState, ins: Instruction, st
       else if (ins.kind === 'STOPSIGNAL') x.word = word(ins.signal);
       if ((ins.kind === 'USER' || ins.kind === 'WORKDIR') && x.word === '') throw new KilnError('E_CONTAINERFILE', `${where(ins)}: ${ins.kind} requires a value (it expanded to nothing)`);
       const config = applyMetadata(s, ins, x);
+      if (ins.kind === 'WORKDIR') return workdirStep(env, s, config, step, displayText(ins));
       return {
         ...s,
         config,
