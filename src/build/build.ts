@@ -33,7 +33,7 @@ import { selfOwner } from '../util/proc';
 
 export interface BuildOptions {
   contextDir: string;
-  /** -f; default: Containerfile, else Dockerfile, in the context dir */
+  /** -f; default: Containerfile, else Dockerfile, in the context dir; '-' reads standard input */
   file?: string;
   tags: string[];
   buildArgs: Record<string, string>;
@@ -103,9 +103,12 @@ function readIgnore(contextDir: string, containerfile: string): IgnoreMatcher | 
 export async function build(ctx: EngineContext, opts: BuildOptions): Promise<BuildResult> {
   const contextDir = path.resolve(opts.contextDir);
   if (!fs.existsSync(contextDir) || !fs.statSync(contextDir).isDirectory()) throw new KilnError('E_INVALID_ARGUMENT', `build context ${opts.contextDir} is not a directory`);
-  const file = findContainerfile(contextDir, opts.file);
+  // -f -: the Containerfile comes from standard input (ignore files are the context's own)
+  const fromStdin = opts.file === '-';
+  const file = fromStdin ? path.join(contextDir, 'Containerfile') : findContainerfile(contextDir, opts.file);
+  const text = fromStdin ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
   const pargs = platformArgs(opts.platform);
-  const plan = loadPlan(fs.readFileSync(file, 'utf8'), path.relative(process.cwd(), file) || file, { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
+  const plan = loadPlan(text, fromStdin ? '<stdin>' : path.relative(process.cwd(), file) || file, { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
   const names = opts.tags.map((t) => normalizeName(t));
   if (opts.pull === 'always' || opts.pull === 'newer') {
     throw new KilnError('E_UNSUPPORTED', `--pull=${opts.pull}: pulling base images needs registry support, which kiln does not have yet`, { hint: 'use --pull=missing (the default) with images already in the store' });
