@@ -54,6 +54,10 @@ export interface BuildOptions {
   secrets: Record<string, SecretSource>;
   network: 'host' | 'none';
   outputs: OutputSpec[];
+  /** --ignorefile: used instead of the context's .containerignore/.dockerignore */
+  ignoreFile?: string;
+  /** --ulimit: rlimits for RUN (clamped to kiln's own hard limits) */
+  ulimits?: { type: string; soft: number; hard: number }[];
   /** --squash: the layers this build made become one; --squash-all: all layers become one */
   squash?: 'new' | 'all';
   progress: (e: ProgressEvent) => void;
@@ -65,11 +69,16 @@ export interface BuildResult {
   plan: BuildPlan;
 }
 
-/** The Containerfile to use: -f (relative to the working directory), else Containerfile/Dockerfile in the context. */
+/**
+ * The Containerfile to use: -f as a path from the working directory, else from the context
+ * dir (as podman looks it up); without -f, Containerfile or Dockerfile in the context.
+ */
 export function findContainerfile(contextDir: string, file?: string): string {
   if (file !== undefined) {
-    if (!fs.existsSync(file)) throw new KilnError('E_INVALID_ARGUMENT', `-f ${file}: no such file`);
-    return path.resolve(file);
+    for (const p of path.isAbsolute(file) ? [file] : [path.resolve(file), path.join(contextDir, file)]) {
+      if (fs.existsSync(p)) return p;
+    }
+    throw new KilnError('E_INVALID_ARGUMENT', `${file}: no such file or directory`);
   }
   for (const n of ['Containerfile', 'Dockerfile']) {
     const p = path.join(contextDir, n);
@@ -87,7 +96,14 @@ export function platformArgs(platform?: string): Record<string, string> {
   return { TARGETPLATFORM: target, TARGETOS: os, TARGETARCH: arch, TARGETVARIANT: variant, BUILDPLATFORM: host, BUILDOS: bos, BUILDARCH: barch, BUILDVARIANT: bvariant };
 }
 
-function readIgnore(contextDir: string, containerfile: string): IgnoreMatcher | undefined {
+function readIgnore(contextDir: string, containerfile: string, explicit?: string): IgnoreMatcher | undefined {
+  if (explicit !== undefined) {
+    try {
+      return new IgnoreMatcher(parseIgnoreFile(fs.readFileSync(explicit, 'utf8')));
+    } catch (e) {
+      throw new KilnError('E_INVALID_ARGUMENT', `--ignorefile ${explicit}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+    }
+  }
   for (const c of ignoreFileCandidates(containerfile, contextDir)) {
     let text: string;
     try {
@@ -136,7 +152,8 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
           return runtime;
         },
         contextDir,
-        ignored: readIgnore(contextDir, file),
+        ignored: readIgnore(contextDir, file, opts.ignoreFile),
+        ulimits: opts.ulimits,
         secrets: opts.secrets,
         network: opts.network,
         timestamp: opts.timestamp,
@@ -151,7 +168,7 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
           let st = imageCache.get(ref);
           if (!st) {
             const img = store.images.find(ref);
-            if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `${ref}: image not known`, { hint: opts.pull === 'never' ? undefined : 'kiln cannot pull from registries yet: load the image first (kiln load, kiln import)' });
+            if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `error creating build container: ${ref}: image not known`, { hint: opts.pull === 'never' ? undefined : 'kiln cannot pull from registries yet: load the image first (kiln load, kiln import)' });
             st = imageState(store, img, lease);
             imageCache.set(ref, st);
           }
@@ -189,11 +206,11 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
       };
       const [final] = await solve([vertexOf(plan.target)], { jobs: opts.jobs, signal: abort.signal });
       const created = opts.timestamp !== undefined ? new Date(opts.timestamp * 1000).toISOString() : final.state.created;
-      opts.progress({ type: 'message', text: `COMMIT${names.length ? ` ${names[0]}` : ''}` });
+      opts.progress({ type: 'message', text: `COMMIT${opts.tags.length ? ` ${opts.tags[0]}` : ''}` });
       let state = final.state;
       if (opts.squash) state = await squashState(store, lease, state, opts.squash === 'all' ? 0 : state.imageLayers, { clampMtime: opts.timestamp, created });
       const image = await commitImage(store, state, lease, { format: opts.format, names, labels: opts.labels, annotations: opts.annotations, created });
-      opts.progress({ type: 'message', text: `--> ${image.id.slice(0, 12)}` });
+      opts.progress({ type: 'message', text: `--> ${image.id.slice(0, 11)}` }); // 11, as buildah prints it
       for (const n of names) opts.progress({ type: 'message', text: `Successfully tagged ${n}` });
       if (opts.iidfile) writeIidfile(opts.iidfile, image.id);
       if (opts.outputs.length) await exportOutputs(store, image, opts.outputs);

@@ -32,6 +32,8 @@ export interface BuildEnv {
   /** relative path inside the context → ignored by .containerignore */
   ignored?: { ignores(relPath: string, isDir?: boolean): boolean; mayIncludeUnder(relDir: string): boolean };
   secrets: Record<string, SecretSource>;
+  /** --ulimit values for RUN */
+  ulimits?: { type: string; soft: number; hard: number }[];
   /** the default for RUN --network */
   network: 'host' | 'none';
   /** seconds: no layer entry is newer, created times are this (--timestamp, SOURCE_DATE_EPOCH) */

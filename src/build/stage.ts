@@ -59,7 +59,7 @@ export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOption
       s = await runInstruction(env, s, ins, step, opts, cmdSet);
     } catch (e) {
       env.progress({ type: 'step-error', message: e instanceof Error ? e.message : String(e), ms: Date.now() - started, ...step.info });
-      throw e;
+      throw atStep(e, step.info.text);
     }
     if (ins.kind === 'CMD') cmdSet = true;
     env.progress({ type: 'step-done', ms: Date.now() - started, ...step.info });
@@ -81,6 +81,15 @@ async function workdirStep(env: BuildEnv, s: StageState, config: StageState['con
   return layerStep(env, withConfig, step, { op: `WORKDIR ${dir}` }, `/bin/sh -c #(nop) ${text}`, step.info.text, async (rootfs) => {
     fs.mkdirSync(resolveInRoot(rootfs.merged, dir, { followLast: true }), { recursive: true, mode: 0o755 });
   });
+}
+
+/** podman's form for a failed step: `error building at STEP "RUN …": …`, keeping code, hint and exit status. */
+function atStep(e: unknown, text: string): unknown {
+  if (!(e instanceof KilnError) || e.code === 'E_BUILD' && e.message === 'build cancelled') return e;
+  const w = new KilnError(e.code, `error building at STEP "${text}": ${e.message}`, { hint: e.hint, cause: e });
+  const status = (e as { exitStatus?: number }).exitStatus;
+  if (status !== undefined) (w as KilnError & { exitStatus?: number }).exitStatus = status;
+  return w;
 }
 
 async function baseState(env: BuildEnv, stage: Stage): Promise<StageState> {

@@ -34,7 +34,7 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
   const urls = ins.kind === 'ADD' ? sources.filter((x) => URL_RE.test(x)) : [];
   const local = sources.filter((x) => !urls.includes(x));
   if (urls.length > 0 && from !== undefined) throw new KilnError('E_CONTAINERFILE', `${what}: ADD --from cannot fetch URLs`);
-  if (ins.kind === 'COPY' && sources.some((x) => URL_RE.test(x))) throw new KilnError('E_CONTAINERFILE', `${what}: COPY cannot fetch a URL; use ADD`);
+  if (ins.kind === 'COPY' && sources.some((x) => URL_RE.test(x))) throw new KilnError('E_CONTAINERFILE', `${what}: source can't be a URL for COPY`, { hint: 'use ADD to fetch a URL' });
   if (sources.length + ins.heredocs.length > 1 && !isDirForm(dest)) {
     throw new KilnError('E_BUILD', `${what}: When using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
   }

@@ -84,6 +84,7 @@ async function runInRootfs(
       network,
       mounts,
       hostname: 'kiln-build',
+      ...(env.ulimits?.length ? { rlimits: env.ulimits } : {}),
     });
     writeSpec(privateDir, spec);
     const tail = new Tail();
@@ -98,14 +99,14 @@ async function runInRootfs(
     try {
       code = await env.runtime().run({ id: `kiln-build-${randomBytes(8).toString('hex')}`, bundle: privateDir, stdout: sink('stdout'), stderr: sink('stderr'), signal: env.signal });
     } catch (e) {
-      if (e instanceof KilnError && e.code === 'E_RUNTIME') throw new KilnError('E_RUN_FAILED', `${where(ins)}: ${ins.original}: ${e.message}`, { cause: e, hint: e.hint });
+      if (e instanceof KilnError && e.code === 'E_RUNTIME') throw new KilnError('E_RUN_FAILED', `${where(ins)}: ${e.message}`, { cause: e, hint: e.hint });
       throw e;
     }
     removeStubs(merged, stubs);
     if (code !== 0) {
       const lines = tail.lines().filter((l) => l !== '');
       const out = lines.length ? `\n${lines.map((l) => `  | ${l}`).join('\n')}` : '';
-      const err = new KilnError('E_RUN_FAILED', `${where(ins)}: ${truncate(ins.original)}: exit status ${code}${out}`);
+      const err = new KilnError('E_RUN_FAILED', `${where(ins)}: exit status ${code}${out}`);
       (err as KilnError & { exitStatus?: number }).exitStatus = code; // the CLI exits with it, as podman build does
       throw err;
     }
@@ -122,11 +123,6 @@ function shebangScript(ins: RunIns): string | undefined {
   const c = ins.command;
   if (c.form !== 'shell' || c.heredocs.length !== 1 || c.script !== c.heredocs[0].content) return undefined;
   return c.script.startsWith('#!') ? c.script : undefined;
-}
-
-function truncate(s: string): string {
-  const one = s.replace(/\s*\n\s*/g, ' ');
-  return one.length > 200 ? `${one.slice(0, 197)}...` : one;
 }
 
 /** /etc/hosts and /etc/resolv.conf for the container: the host's when it shares the host network. */

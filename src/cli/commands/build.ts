@@ -38,6 +38,11 @@ interface Flags {
   network?: string;
   platform?: string;
   explainCache?: boolean;
+  ignorefile?: string;
+  ulimit: string[];
+  logfile?: string;
+  pullNever?: boolean;
+  pullAlways?: boolean;
 }
 
 function keyValues(list: string[], flag: string, fromEnv: boolean): Record<string, string> {
@@ -88,6 +93,37 @@ function secrets(list: string[]): Record<string, SecretSource> {
   return out;
 }
 
+/** --ulimit type=soft[:hard] (podman's names: nofile, nproc, core, …). */
+function ulimits(list: string[]): { type: string; soft: number; hard: number }[] {
+  return list.map((u) => {
+    const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(u);
+    if (!m) throw new KilnError('E_INVALID_ARGUMENT', `--ulimit ${u}: expected TYPE=SOFT[:HARD], e.g. nofile=1024:2048`);
+    const soft = Number(m[2]);
+    const hard = m[3] !== undefined ? Number(m[3]) : soft;
+    if (soft > hard) throw new KilnError('E_INVALID_ARGUMENT', `--ulimit ${u}: the soft limit is above the hard limit`);
+    return { type: `RLIMIT_${m[1].toUpperCase()}`, soft, hard };
+  });
+}
+
+/**
+ * The context dir and Containerfile from the arguments, as podman takes them: a context of
+ * `-` reads the Containerfile from standard input with an empty context; -f without a
+ * context uses the Containerfile's own directory.
+ */
+function contextAndFile(context: string | undefined, file: string | undefined): { contextDir: string; file?: string; cleanup(): void } {
+  if (context === '-') {
+    const os = require('node:os') as typeof import('node:os');
+    const path = require('node:path') as typeof import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-build-stdin-'));
+    return { contextDir: dir, file: '-', cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  if (context === undefined && file !== undefined && file !== '-') {
+    const path = require('node:path') as typeof import('node:path');
+    return { contextDir: path.dirname(path.resolve(file)), file, cleanup: () => undefined };
+  }
+  return { contextDir: context ?? '.', file, cleanup: () => undefined };
+}
+
 function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' | 'signal'> {
   const { parseOutput } = require('../../build/output') as typeof import('../../build/output');
   const { parseDuration } = require('../../util/duration') as typeof import('../../util/duration');
@@ -97,7 +133,7 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
     if (!Number.isInteger(jobs) || jobs < 0) throw new KilnError('E_INVALID_ARGUMENT', `--jobs ${o.jobs}: expected a whole number`);
     if (jobs === 0) jobs = undefined; // podman: 0 = no limit
   }
-  const pull = o.pull === undefined || o.pull === false ? 'missing' : o.pull === true ? 'always' : o.pull;
+  const pull = o.pullNever ? 'never' : o.pullAlways ? 'always' : o.pull === undefined || o.pull === false ? 'missing' : o.pull === true ? 'always' : o.pull;
   if (!['missing', 'never', 'always', 'newer', 'true', 'false'].includes(pull)) throw new KilnError('E_INVALID_ARGUMENT', `--pull=${pull}: expected always, missing, never or newer`);
   if (o.format !== 'oci' && o.format !== 'docker') throw new KilnError('E_INVALID_ARGUMENT', `--format ${o.format}: expected oci or docker`);
   const epoch = o.timestamp ?? process.env.SOURCE_DATE_EPOCH;
@@ -129,6 +165,8 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
     network: o.network === 'none' ? 'none' : 'host',
     outputs: o.output.map(parseOutput),
     squash: o.squashAll ? 'all' : o.squash ? 'new' : undefined,
+    ignoreFile: o.ignorefile,
+    ulimits: ulimits(o.ulimit),
   };
 }
 
@@ -136,14 +174,14 @@ export function register(program: Command): void {
   program
     .command('build')
     .description('Build an image using instructions from Containerfiles')
-    .argument('[context]', 'build context directory', '.')
+    .argument('[context]', "build context directory (default: '.', or the Containerfile's directory with -f; '-' reads the Containerfile from stdin)")
     .option('-t, --tag <name>', 'tagged name to apply to the built image', collect, [])
     .option('-f, --file <path>', 'pathname or URL of a Containerfile')
     .option('--build-arg <arg=value>', 'argument=value to supply to the builder', collect, [])
     .option('--build-arg-file <file>', 'argfile.conf containing lines of argument=value to supply to the builder', collect, [])
     .option('--target <stage>', 'set the target build stage to build')
     .option('--jobs <n>', 'how many stages to run in parallel (0: no limit)')
-    .option('--layers [bool]', 'use the build cache (default true)', (v: string) => v !== 'false', true)
+    .option('--layers [bool]', 'use the build cache (default true, or $BUILDAH_LAYERS)', (v: string) => v !== 'false' && v !== '0', process.env.BUILDAH_LAYERS === undefined ? true : !['false', '0'].includes(process.env.BUILDAH_LAYERS))
     .option('--no-cache', 'do not use existing cached images for the container build')
     .option('--pull [policy]', 'pull image policy: always, missing, never, newer')
     .option('--cache-ttl <duration>', 'only use cached results newer than this (e.g. 10m, 24h)')
@@ -161,16 +199,24 @@ export function register(program: Command): void {
     .option('--network <mode>', 'network mode for RUN instructions: host or none')
     .option('--platform <os/arch>', 'set the OS/ARCH of the built image (the host platform only)')
     .option('--explain-cache', 'say why each step missed the cache')
+    .option('--ignorefile <file>', 'path to an alternate .containerignore file')
+    .option('--ulimit <type=soft:hard>', 'ulimit options for RUN (clamped to the limits kiln itself has)', collect, [])
+    .option('--logfile <file>', 'log to file instead of stdout/stderr')
+    .option('--pull-never', 'do not pull the image (same as --pull=never)')
+    .option('--pull-always', 'pull the image even if the named image is present in store (same as --pull=always)')
     .option('--rm [bool]', 'remove intermediate containers after a successful build (always)')
     .option('--force-rm [bool]', 'always remove intermediate containers (always)')
     .action(
-      handler(async (ctx, contextDir: string, o: Flags) => {
+      handler(async (ctx, contextArg: string | undefined, o: Flags) => {
         const { build } = require('../../build/build') as typeof import('../../build/build');
         const { createProgress, parseProgressMode } = require('../../build/progress') as typeof import('../../build/progress');
         const { onInterrupt } = require('../../util/cleanup') as typeof import('../../util/cleanup');
-        const opts = toOptions(contextDir, o);
+        const where = contextAndFile(contextArg, o.file);
+        const opts = { ...toOptions(where.contextDir, o), file: where.file };
         const mode = o.quiet ? 'quiet' : parseProgressMode(o.progress ?? 'auto');
-        const progress = createProgress(mode, process.stdout, process.stdout.isTTY === true, { verbose: o.explainCache === true });
+        const log = o.logfile !== undefined ? fs.createWriteStream(o.logfile, { flags: 'a' }) : undefined;
+        const out = log ?? process.stdout;
+        const progress = createProgress(mode, out, log === undefined && process.stdout.isTTY === true, { verbose: o.explainCache === true });
         const abort = new AbortController();
         let signalled: number | undefined;
         const restore = onInterrupt((code) => {
@@ -193,6 +239,8 @@ export function register(program: Command): void {
           throw e;
         } finally {
           restore();
+          where.cleanup();
+          if (log) await new Promise<void>((res) => log.end(res));
         }
       }),
     );
