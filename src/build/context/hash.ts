@@ -14,8 +14,8 @@
  * File content digests are memoised for the life of the process in a map keyed by
  * dev:ino:size:mtimeNs:ctimeNs (any write changes ctime, so a hit is the same bytes). Files
  * up to 64 KiB are read synchronously (yielding to the event loop every few hundred), larger
- * ones with at most `HASH_CONCURRENCY` in flight, those over 1 MiB streamed in 1 MiB chunks,
- * so the event loop is never held for long.
+ * ones with at most `HASH_CONCURRENCY` in flight, those over 1 MiB on the worker pool, so the
+ * event loop is never held for long.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -23,6 +23,8 @@ import type { Digest } from '../../util/digest';
 import { KilnError } from '../../errors';
 import type { Selected } from './select';
 import { readXattrs } from './xattrs';
+import { runInWorker } from '../../util/pool';
+import type { LayerTask } from '../../../workers/layer';
 
 export interface HashOptions {
   /** include uid/gid (true when the copy preserves ownership: COPY --from without --chown) */
@@ -55,7 +57,10 @@ export async function fileDigest(p: string, st: fs.BigIntStats): Promise<string>
     } else if (st.size <= BigInt(SMALL)) {
       h.update(await fs.promises.readFile(p));
     } else {
-      for await (const chunk of fs.createReadStream(p, { highWaterMark: SMALL })) h.update(chunk as Buffer);
+      // big files are hashed on the worker pool: the event loop stays free for other stages
+      const hex = await runInWorker<LayerTask, string>('layer', { op: 'digest', path: p });
+      memo.set(key, hex);
+      return hex;
     }
   } catch (e) {
     throw new KilnError('E_IO', `hashing ${p}: ${(e as Error).message}`, { cause: e });

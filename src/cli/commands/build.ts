@@ -231,7 +231,7 @@ export function register(program: Command): void {
           progress.close();
           if (signalled !== undefined) throw new ExitError(signalled, 'build cancelled');
           const status = (e as { exitStatus?: number }).exitStatus;
-          if (typeof status === 'number' && status > 0 && status < 126) {
+          if (typeof status === 'number' && status > 0 && status < 256) {
             const { printError } = require('../output') as typeof import('../output');
             printError(e);
             throw new ExitError(status);
