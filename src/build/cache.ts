@@ -52,12 +52,19 @@ export interface CacheOptions {
 export class BuildCache {
   constructor(private readonly store: Store, private readonly opts: CacheOptions = {}) {}
 
-  /** The usable entry for `key`, its layer and blob held by `lease`; undefined on a miss. */
-  lookup(key: string, lease: Lease): CacheEntry | undefined {
+  /**
+   * The usable entry for `key` on top of the layer `parentLayer` (null: an empty root), its layer
+   * and blob held by `lease`; undefined on a miss. Keys chain the steps' inputs, not their
+   * results: after an earlier step was run again with a different result, an entry made on
+   * its old result has the right key but the wrong parent layer, and does not count.
+   */
+  lookup(key: string, lease: Lease, parentLayer: string | null): CacheEntry | undefined {
     if (this.opts.disabled) return undefined;
     return this.store.writeTx(() => {
       const row = this.store.db.prepare('SELECT * FROM build_cache WHERE key = ?').get(key) as Row | undefined;
-      if (!row || this.expired(row) || !this.store.layers.get(row.layer_id) || !this.store.blobs.has(row.blob_digest as Digest)) return undefined;
+      if (!row || this.expired(row) || !this.store.blobs.has(row.blob_digest as Digest)) return undefined;
+      const layer = this.store.layers.get(row.layer_id);
+      if (!layer || layer.parent !== parentLayer) return undefined;
       this.store.db.prepare('UPDATE build_cache SET last_used = ? WHERE key = ?').run(Date.now(), key);
       lease.hold('layer', row.layer_id);
       lease.hold('blob', row.blob_digest);
@@ -106,6 +113,7 @@ export class BuildCache {
     const db = this.store.db;
     const own = db.prepare('SELECT * FROM build_cache WHERE key = ?').get(key) as Row | undefined;
     if (own && this.expired(own)) return `the cached result is older than --cache-ttl (${new Date(own.created).toISOString()})`;
+    if (own && this.store.layers.get(own.layer_id) && this.store.blobs.has(own.blob_digest as Digest)) return 'the cached result was made on an earlier result of a step before it, which was rebuilt since';
     if (own) return 'the cached layer is no longer in the store';
     if (parentRebuilt) return 'an earlier step was rebuilt';
     const siblings = db.prepare('SELECT * FROM build_cache WHERE parent_key = ? ORDER BY last_used DESC LIMIT 50').all(parentKey) as Row[];

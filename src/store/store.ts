@@ -195,7 +195,9 @@ export class Store {
     if (!force && !hasDebris(this)) return undefined;
     const report = this.immediateTx(() => repair(this));
     for (const p of report.removePaths) {
-      unmountUnder(p); // a killed build's step overlays
+      // a killed build's containers (bundles in its work dir), then its step overlays
+      (require('../runtime/orphans') as typeof import('../runtime/orphans')).killContainersUnder(path.join(this.paths.runroot, 'runtime'), p);
+      unmountUnder(p);
       fs.rmSync(p, { recursive: true, force: true });
     }
     this.emptyTrashSync();

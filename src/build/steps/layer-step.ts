@@ -26,7 +26,8 @@ export async function layerStep(
   opts: LayerStepOptions = {},
 ): Promise<StageState> {
   const key = cacheKey(s.cacheKey, inputs);
-  const hit = env.cache.lookup(key, env.lease);
+  const parent = s.layers.length ? s.layers[s.layers.length - 1].id : null;
+  const hit = env.cache.lookup(key, env.lease, parent);
   if (hit) {
     env.progress({ type: 'step-cached', id: hit.layerID.slice(0, 12), ...step.info });
     const layer = env.store.layers.require(hit.layerID);
@@ -41,7 +42,6 @@ export async function layerStep(
     };
   }
   env.progress({ type: 'cache-miss-reason', stage: step.info.stage, step: step.info.step, reason: env.cache.explainMiss(key, s.cacheKey, inputs, s.rebuilt) });
-  const parent = s.layers.length ? s.layers[s.layers.length - 1].id : null;
   const rootfs = WorkingRootfs.open(env.store, opts.independent ? null : parent);
   try {
     await work(rootfs);
