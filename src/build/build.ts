@@ -24,7 +24,7 @@ import { BuildCache } from './cache';
 import type { BuildEnv, SecretSource, StageResult } from './env';
 import { imageState } from './base';
 import { runStage, type StageRunOptions } from './stage';
-import type { StageRoots } from './steps/run';
+import type { RootRef, StageRoots } from './steps/run';
 import type { ProgressEvent } from './progress';
 import { commitImage } from './commit';
 import { squashState } from './squash';
@@ -181,7 +181,7 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
         if (st.base.kind === 'image') env.image(st.base.ref);
         for (const r of st.imageDeps) env.image(r);
       }
-      const roots = stageRoots(env, plan, heldMounts, holder);
+      const roots = stageRoots(env, heldMounts, holder);
       const vertices = new Map<number, Vertex<StageResult>>();
       const position = new Map(plan.needed.map((i, n) => [i, n + 1]));
       const vertexOf = (i: number): Vertex<StageResult> => {
@@ -241,30 +241,25 @@ function writeIidfile(file: string, id: string): void {
 }
 
 /**
- * Read-only roots for --from and --mount from=: a stage name or index of this build, else an
- * image reference. Layer mounts are held by this process and released when the step is done.
+ * Read-only roots for --from and --mount from= (resolved by the plan to a stage or an image), and
+ * for a layer chain by its top layer. Layer mounts are held by this process and released when
+ * the step is done.
  */
-function stageRoots(env: BuildEnv, plan: BuildPlan, held: string[], holder: string): StageRoots {
-  const stageIndex = (from: string): number | undefined => {
-    const lower = from.toLowerCase();
-    const byName = plan.stages.find((s) => s.name === lower);
-    if (byName) return byName.index;
-    if (/^\d+$/.test(from) && Number(from) < plan.stages.length) return Number(from);
-    return undefined;
-  };
-  const stateOf = async (from: string) => {
-    const i = stageIndex(from);
-    return i !== undefined ? (await env.stage(i)).state : env.image(from);
+function stageRoots(env: BuildEnv, held: string[], holder: string): StageRoots {
+  const topOf = async (from: RootRef): Promise<string | null> => {
+    if (from.kind === 'layer') return from.id;
+    if (from.kind === 'scratch') return null;
+    const st = from.kind === 'stage' ? (await env.stage(from.index)).state : env.image(from.ref);
+    return st.layers.length ? st.layers[st.layers.length - 1].id : null;
   };
   return {
-    key: async (from) => (await stateOf(from)).cacheKey,
+    key: async (from) => (await topOf(from)) ?? 'empty',
     root: async (from) => {
-      const st = await stateOf(from);
-      if (st.layers.length === 0) {
+      const top = await topOf(from);
+      if (top === null) {
         const empty = env.store.tempDir('empty-root');
         return { root: empty, release: () => fs.rmSync(empty, { recursive: true, force: true }) };
       }
-      const top = st.layers[st.layers.length - 1].id;
       const root = env.store.mounts.mount(top, holder);
       held.push(top);
       let released = false;

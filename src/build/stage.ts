@@ -14,10 +14,10 @@ import type { BuildEnv, StageResult, StepCtx } from './env';
 import { createdTime } from './env';
 import { applyMetadata, expansionEnv, where, type Expanded, type StageState } from './state';
 import { scratchState } from './base';
-import * as fs from 'node:fs';
 import { existsInChain } from './chain';
 import { layerStep } from './steps/layer-step';
-import { resolveInRoot } from './context/rootpath';
+import { ensureDir } from './steps/workdir';
+import { resolveUser } from '../runtime/spec';
 import { runStep, type StageRoots } from './steps/run';
 import { copyStep } from './steps/copy';
 import type { StepInfo } from './progress';
@@ -69,17 +69,27 @@ export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOption
 
 /**
  * WORKDIR creates its directory when the filesystem lacks it (as buildah and BuildKit do), in a
- * layer of its own; otherwise it only changes the config.
+ * layer of its own, owned by the current USER; otherwise it only changes the config.
  */
-async function workdirStep(env: BuildEnv, s: StageState, config: StageState['config'], step: StepCtx, text: string): Promise<StageState> {
+async function workdirStep(env: BuildEnv, s: StageState, config: StageState['config'], step: StepCtx, text: string, at: string): Promise<StageState> {
   const dir = config.WorkingDir ?? '/';
   const withConfig: StageState = { ...s, config };
   const dirs = s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse();
   if (existsInChain(dirs, dir)) {
     return { ...withConfig, history: [...s.history, { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${text}`, empty_layer: true }] };
   }
-  return layerStep(env, withConfig, step, { op: `WORKDIR ${dir}` }, `/bin/sh -c #(nop) ${text}`, step.info.text, async (rootfs) => {
-    fs.mkdirSync(resolveInRoot(rootfs.merged, dir, { followLast: true }), { recursive: true, mode: 0o755 });
+  const user = config.User ?? '';
+  return layerStep(env, withConfig, step, { op: `WORKDIR ${dir}`, env: JSON.stringify({ user }) }, `/bin/sh -c #(nop) ${text}`, at, async (rootfs) => {
+    // as BuildKit does, the directories it creates belong to the current USER
+    let owner: { uid: number; gid: number } | undefined;
+    if (user !== '') {
+      try {
+        owner = resolveUser(rootfs.merged, user);
+      } catch (e) {
+        throw new KilnError('E_BUILD', `${at}: USER ${user}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    ensureDir(rootfs.merged, dir, at, owner);
   });
 }
 
@@ -129,7 +139,7 @@ async function runInstruction(env: BuildEnv, s: StageState, ins: Instruction, st
       else if (ins.kind === 'STOPSIGNAL') x.word = word(ins.signal);
       if ((ins.kind === 'USER' || ins.kind === 'WORKDIR') && x.word === '') throw new KilnError('E_CONTAINERFILE', `${where(ins)}: ${ins.kind} requires a value (it expanded to nothing)`);
       const config = applyMetadata(s, ins, x);
-      if (ins.kind === 'WORKDIR') return workdirStep(env, s, config, step, displayText(ins));
+      if (ins.kind === 'WORKDIR') return workdirStep(env, s, config, step, displayText(ins), where(ins));
       return {
         ...s,
         config,

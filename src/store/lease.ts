@@ -25,7 +25,7 @@ export class Lease {
   }
 
   /**
-   * Drops the lease. With `collect` (an operation that failed), the layers and blobs it held
+   * Drops the lease. With `collect`, the layers and blobs it held
    * that nothing else holds are garbage-collected in the same transaction.
    */
   release(collect = false): void {

@@ -172,19 +172,19 @@ export class Store {
 
   /**
    * Holds everything `fn` writes or reuses through the lease against garbage collection until
-   * `fn` settles; the lease is then dropped (its holds must by then be tied to an image).
+   * `fn` settles. The lease is then dropped and what it held that nothing else holds is
+   * collected: after a failure, the operation's debris; after a success, what it made but no
+   * longer needs (e.g. a build step's layer whose cache entry a concurrent build replaced).
    */
   async withLease<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
     const lease = Lease.create(this);
-    let ok = false;
     try {
-      const r = await fn(lease);
-      ok = true;
-      return r;
+      return await fn(lease);
     } finally {
-      lease.release(!ok);
+      lease.release(true);
     }
   }
+
 
   /**
    * Cleans debris left by killed processes, if a dead process's work dir says there is any

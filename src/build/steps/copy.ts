@@ -19,6 +19,7 @@ import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
 import { copyInto, fetchUrl, writeHeredocFile } from '../context/copy';
 import { isDirForm } from '../context/place';
+import { ensureDir } from './workdir';
 
 const URL_RE = /^https?:\/\//i;
 
@@ -28,7 +29,9 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
   const sources = ins.sources.map(word);
   const chown = ins.chown !== undefined ? word(ins.chown) : undefined;
   const chmod = ins.chmod !== undefined ? parseChmod(word(ins.chmod), what) : undefined;
-  const from = ins.from !== undefined ? word(ins.from) : undefined;
+  // --from was resolved once by the plan (global ARGs only, as BuildKit does)
+  if (ins.from !== undefined && !ins.fromResolved) throw new KilnError('E_INTERNAL', `${what}: --from=${ins.from} was not resolved by the plan`);
+  const from = ins.from !== undefined ? ins.fromResolved : undefined;
   const excludes = ins.excludes.map(word);
   const workdir = s.config.WorkingDir || '/';
   const urls = ins.kind === 'ADD' ? sources.filter((x) => URL_RE.test(x)) : [];
@@ -63,9 +66,10 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
       };
       const createdBy = `/bin/sh -c #(nop) ${ins.kind} ${ins.heredocs.length ? 'heredoc' : 'file'}:${inputs.sources} in ${dest}`;
       return await layerStep(env, s, step, inputs, createdBy, what, async (rootfs) => {
-        const owner = chown !== undefined ? chownIds(rootfs.merged, chown, what) : undefined;
+        // --link builds on an empty root: names in --chown are looked up in the stage's own files
+        const owner = chown === undefined ? undefined : ins.link ? await linkOwner(s, roots, chown, what) : chownIds(rootfs.merged, chown, what);
         const common = { rootfs: rootfs.merged, workdir, dest, chown: owner, chmod };
-        fs.mkdirSync(path.join(rootfs.merged, workdir), { recursive: true, mode: 0o755 });
+        ensureDir(rootfs.merged, workdir, what);
         if (selected.length) await copyInto({ ...common, srcRoot: srcRoot.root, selected, preserveOwnership: from !== undefined, parents: ins.parents, add: ins.kind === 'ADD' });
         for (const f of fetched) await copyInto({ ...common, srcRoot: path.dirname(f.path), selected: await selectSources(path.dirname(f.path), [path.basename(f.path)], { what }), preserveOwnership: false, parents: false, add: false });
         for (const h of ins.heredocs) await writeHeredocFile(rootfs.merged, workdir, dest, h.name, h.expand ? heredoc(h.content) : h.content, owner, chmod);
@@ -75,6 +79,16 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
     }
   } finally {
     srcRoot.release();
+  }
+}
+
+/** --chown for COPY --link: resolved against a read-only mount of the stage's current layers. */
+async function linkOwner(s: StageState, roots: StageRoots, chown: string, what: string): Promise<{ uid: number; gid: number }> {
+  const r = await roots.root({ kind: 'layer', id: s.layers.length ? s.layers[s.layers.length - 1].id : null });
+  try {
+    return chownIds(r.root, chown, what);
+  } finally {
+    r.release();
   }
 }
 

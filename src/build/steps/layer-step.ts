@@ -4,6 +4,7 @@
  * fresh writable overlay, commit its upper dir as a layer (archived and hashed on the
  * worker pool) and record it in the cache. A failing `work` leaves nothing mounted or stored.
  */
+import * as fs from 'node:fs';
 import { cacheKey, type CacheInputs } from '../cache';
 import type { BuildEnv, StepCtx } from '../env';
 import { createdTime } from '../env';
@@ -25,6 +26,8 @@ export async function layerStep(
   work: (rootfs: WorkingRootfs) => Promise<void>,
   opts: LayerStepOptions = {},
 ): Promise<StageState> {
+  // --timestamp/SOURCE_DATE_EPOCH changes the layer's bytes (mtimes are clamped), so it is an input
+  if (env.timestamp !== undefined) inputs = { ...inputs, timestamp: String(env.timestamp) };
   const key = cacheKey(s.cacheKey, inputs);
   const parent = s.layers.length ? s.layers[s.layers.length - 1].id : null;
   const hit = env.cache.lookup(key, env.lease, parent);
@@ -50,7 +53,10 @@ export async function layerStep(
     rootfs.discard();
     throw e;
   }
-  env.signal.throwIfAborted();
+  if (env.signal.aborted) {
+    fs.rmSync(rootfs.stepDir, { recursive: true, force: true });
+    env.signal.throwIfAborted();
+  }
   const { layer, blob } = await env.store.layers.commitDir(rootfs.stepDir, parent, env.lease, { clampMtime: env.timestamp, compress: 'none', what });
   const created = createdTime(env);
   env.cache.record({ key, parentKey: s.cacheKey, inputs, layerID: layer.id, blobDigest: blob.digest, diffID: layer.diffID, createdBy, created: Date.parse(created) });

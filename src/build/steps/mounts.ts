@@ -14,6 +14,11 @@ import type { BuildEnv } from '../env';
 import { joinWorkdir } from '../state';
 import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
+import { copyInto } from '../context/copy';
+import { resolveInRoot } from '../context/rootpath';
+import { spawnSync } from 'node:child_process';
+import type { StageRoots } from './run';
+import type { StageBase } from '../frontend/types';
 
 export interface PreparedMounts {
   mounts: MountRequest[];
@@ -23,15 +28,21 @@ export interface PreparedMounts {
 }
 
 /** Describes the mounts' sources for the cache key (no secret content, no cache-mount content). */
-export async function mountsKey(env: BuildEnv, mounts: RunMount[], stageKeyOf: (from: string) => Promise<string>): Promise<string> {
+export async function mountsKey(env: BuildEnv, mounts: RunMount[], roots: StageRoots): Promise<string> {
   const parts: string[] = [];
   for (const m of mounts) {
-    if (m.type === 'bind') parts.push(`bind:${m.target}:${m.source ?? ''}:${m.rw}:${m.from ? await stageKeyOf(m.from) : `context:${await contextKey(env, m.source ?? '.')}`}`);
+    if (m.type === 'bind') parts.push(`bind:${m.target}:${m.source ?? ''}:${m.rw}:${m.from ? await roots.key(fromOf(m)) : `context:${await contextKey(env, m.source ?? '.')}`}`);
     else if (m.type === 'cache') parts.push(`cache:${m.target}:${m.id ?? ''}:${m.sharing}`);
     else if (m.type === 'tmpfs') parts.push(`tmpfs:${m.target}:${m.size ?? ''}`);
     else parts.push(`secret:${m.id}:${m.target ?? ''}:${m.env ?? ''}`);
   }
   return parts.join('\n');
+}
+
+/** The resolved --mount from= (the plan resolved it once, with the global ARGs). */
+function fromOf(m: { from?: string; fromResolved?: StageBase }): StageBase {
+  if (!m.fromResolved) throw new KilnError('E_INTERNAL', `--mount from=${m.from} was not resolved by the plan`);
+  return m.fromResolved;
 }
 
 /** A content key for a path of the build context (a file or dir; names, modes, sizes, bytes). */
@@ -50,7 +61,7 @@ export async function prepareMounts(
   mounts: RunMount[],
   workdir: string,
   privateDir: string,
-  stageRoot: (from: string) => Promise<{ root: string; release(): void }>,
+  roots: StageRoots,
   where: string,
 ): Promise<PreparedMounts> {
   const out: MountRequest[] = [];
@@ -60,19 +71,21 @@ export async function prepareMounts(
   try {
     for (const m of mounts) {
       if (m.type === 'bind') {
-        let root = env.contextDir;
+        let src: string;
         if (m.from) {
-          const r = await stageRoot(m.from);
+          const r = await roots.root(fromOf(m));
           releases.push(r.release);
-          root = r.root;
+          src = resolveInRoot(r.root, m.source ?? '/', { followLast: true }); // the image's symlinks, never the host's
+        } else {
+          src = await contextSource(env, m.source ?? '.', path.join(privateDir, `context-${out.length}`), where);
         }
-        const src = path.join(root, path.normalize(`/${m.source ?? '.'}`));
         if (!fs.existsSync(src)) throw new KilnError('E_BUILD', `${where}: --mount=type=bind source ${JSON.stringify(m.source ?? '.')} does not exist${m.from ? ` in ${m.from}` : ' in the build context'}`);
-        // rw binds of read-only sources see a private copy, so writes never reach the source
+        // rw binds see a private copy (owners, modes and links kept), so writes never reach the source
         let source = src;
         if (m.rw) {
           source = path.join(privateDir, `bind-${out.length}`);
-          fs.cpSync(src, source, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+          const r = spawnSync('cp', ['-a', src, source], { encoding: 'utf8' });
+          if (r.status !== 0) throw new KilnError('E_IO', `${where}: copying the --mount source for rw: ${r.stderr.trim()}`);
         }
         out.push({ type: 'bind', source, destination: target(m.target), readonly: !m.rw });
       } else if (m.type === 'cache') {
@@ -106,6 +119,19 @@ export async function prepareMounts(
     throw e;
   }
   return { mounts: out, env: envs, release: () => releases.forEach((r) => r()) };
+}
+
+/**
+ * A context path for a bind mount: the context dir itself when no ignore file filters it, else
+ * a private copy of exactly the files the ignore file lets through (what the cache key hashed).
+ */
+async function contextSource(env: BuildEnv, source: string, scratch: string, where: string): Promise<string> {
+  const direct = path.join(env.contextDir, path.normalize(`/${source}`));
+  if (!env.ignored) return direct;
+  const selected = await selectSources(env.contextDir, [source], { filter: env.ignored, what: where });
+  fs.mkdirSync(scratch, { mode: 0o755 });
+  await copyInto({ rootfs: scratch, workdir: '/', dest: '/', srcRoot: env.contextDir, selected, preserveOwnership: true, parents: false, add: false, what: where });
+  return selected.length === 1 && !selected[0].isDir ? path.join(scratch, path.basename(selected[0].relPath)) : scratch;
 }
 
 function readSecret(id: string, s: { src?: string; env?: string }): Buffer {

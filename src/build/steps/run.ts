@@ -9,13 +9,14 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KilnError } from '../../errors';
 import { buildSpec, resolveUser, writeSpec, type MountRequest } from '../../runtime/spec';
-import type { Instruction } from '../frontend/types';
+import type { Instruction, StageBase } from '../frontend/types';
 import type { BuildEnv, StepCtx } from '../env';
 import { runEnv, shellOf, where, type StageState } from '../state';
 import { WorkingRootfs } from '../rootfs';
 import { prepareMounts, mountsKey } from './mounts';
 import { missingMountPoints, removeStubs } from './stubs';
 import { layerStep } from './layer-step';
+import { ensureDir } from './workdir';
 
 type RunIns = Extract<Instruction, { kind: 'RUN' }>;
 
@@ -32,25 +33,33 @@ class Tail {
   }
 }
 
+/** A --from (a stage of this build or an image), or a layer chain by its top layer (null: empty). */
+export type RootRef = StageBase | { kind: 'layer'; id: string | null };
+
 export interface StageRoots {
-  /** a read-only root for a stage name/index or image reference; release when done */
-  root(from: string): Promise<{ root: string; release(): void }>;
-  /** the cache key of that stage's or image's filesystem */
-  key(from: string): Promise<string>;
+  /** a read-only root of `from`; release when done */
+  root(from: RootRef): Promise<{ root: string; release(): void }>;
+  /**
+   * What that filesystem is, for cache keys: its top layer's chain ID (content-addressed, so
+   * a stage that was run again with another result gives another key), or 'empty'.
+   */
+  key(from: StageBase): Promise<string>;
 }
 
 export async function runStep(env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots): Promise<StageState> {
-  const argv = ins.command.form === 'exec' ? ins.command.args : shebangScript(ins) ? [SCRIPT_PATH] : [...shellOf(s), ins.command.script];
+  // the op names the whole command (a #! heredoc's body included) even when argv is the script's path
+  const command = ins.command.form === 'exec' ? ins.command.args : [...shellOf(s), ins.command.script];
+  const argv = shebangScript(ins) !== undefined ? [SCRIPT_PATH] : command;
   const processEnv = runEnv(s);
   const workdir = s.config.WorkingDir || '/';
   const network = ins.network === 'default' ? env.network : ins.network;
   const inputs = {
-    op: `RUN ${JSON.stringify(argv)}`,
+    op: `RUN ${JSON.stringify(command)}`,
     env: JSON.stringify({ env: processEnv, user: s.config.User ?? '', workdir }),
-    mounts: await mountsKey(env, ins.mounts, (f) => roots.key(f)),
+    mounts: await mountsKey(env, ins.mounts, roots),
     network,
   };
-  const createdBy = ins.command.form === 'exec' ? `/bin/sh -c #(nop) RUN ${JSON.stringify(argv)}` : `${shellOf(s).join(' ')} ${ins.command.script}`;
+  const createdBy = ins.command.form === 'exec' ? `/bin/sh -c #(nop) RUN ${JSON.stringify(command)}` : `${shellOf(s).join(' ')} ${ins.command.script}`;
   return layerStep(env, s, step, inputs, createdBy, ins.original, async (rootfs) => {
     await runInRootfs(env, s, ins, step, roots, rootfs, argv, processEnv, workdir, network);
   });
@@ -61,11 +70,17 @@ async function runInRootfs(
   argv: string[], processEnv: string[], workdir: string, network: 'host' | 'none',
 ): Promise<void> {
   const merged = rootfs.merged;
-  fs.mkdirSync(path.join(merged, workdir), { recursive: true, mode: 0o755 });
-  const user = resolveUser(merged, s.config.User ?? '');
-  const privateDir = env.store.tempDir('run');
-  const prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, (f) => roots.root(f), where(ins));
+  ensureDir(merged, workdir, where(ins));
+  let user: ReturnType<typeof resolveUser>;
   try {
+    user = resolveUser(merged, s.config.User ?? '');
+  } catch (e) {
+    throw new KilnError('E_BUILD', `${where(ins)}: USER ${s.config.User}: ${(e as Error).message}`, { cause: e });
+  }
+  const privateDir = env.store.tempDir('run');
+  let prepared: Awaited<ReturnType<typeof prepareMounts>> | undefined;
+  try {
+    prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, roots, where(ins));
     const mounts: MountRequest[] = [...hostFiles(network), ...prepared.mounts];
     const script = shebangScript(ins);
     if (script !== undefined) {
@@ -102,7 +117,7 @@ async function runInRootfs(
       if (e instanceof KilnError && e.code === 'E_RUNTIME') throw new KilnError('E_RUN_FAILED', `${where(ins)}: ${e.message}`, { cause: e, hint: e.hint });
       throw e;
     }
-    removeStubs(merged, stubs);
+    removeStubs(stubs);
     if (code !== 0) {
       const lines = tail.lines().filter((l) => l !== '');
       const out = lines.length ? `\n${lines.map((l) => `  | ${l}`).join('\n')}` : '';
@@ -111,7 +126,7 @@ async function runInRootfs(
       throw err;
     }
   } finally {
-    prepared.release();
+    prepared?.release();
     fs.rmSync(privateDir, { recursive: true, force: true });
   }
 }

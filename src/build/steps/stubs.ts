@@ -1,58 +1,43 @@
 /**
  * Mount points the runtime creates: when a RUN mounts something (a secret, a cache dir,
- * /etc/hosts, /proc…) at a path the image does not have, runc creates an empty file or dir
- * there, in the upper dir — so it would end up in the layer. As buildah does, kiln notes which
- * mount destinations were missing before the step and removes what is still an empty stub
- * afterwards; anything the command itself put there stays.
+ * /etc/hosts, /proc…) at a path the image does not have, the runtime creates an empty file or
+ * dir there — and each missing parent — in the upper dir, so it would end up in the layer. As
+ * buildah does, kiln notes before the step exactly which paths are missing, and afterwards
+ * removes those that are still empty, deepest first; anything the command itself created or
+ * put there stays. Paths are resolved inside the rootfs (symlinks included, as the runtime
+ * resolves mount destinations), never on the host.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { resolveInRoot } from '../context/rootpath';
 
-/** For each destination that does not exist in `rootfs`, the topmost missing ancestor (container paths). */
+/** Host paths (inside `rootfs`) that mounting at `destinations` will create. */
 export function missingMountPoints(rootfs: string, destinations: string[]): string[] {
+  const root = path.resolve(rootfs);
   const out = new Set<string>();
   for (const d of destinations) {
-    const parts = d.split('/').filter((p) => p !== '' && p !== '.');
-    let cur = '';
-    for (const p of parts) {
-      cur = `${cur}/${p}`;
-      let exists = true;
-      try {
-        fs.lstatSync(path.join(rootfs, cur));
-      } catch {
-        exists = false;
-      }
-      if (!exists) {
-        out.add(cur);
-        break;
-      }
+    for (let p = resolveInRoot(root, d, { followLast: true }); p !== root && p.startsWith(`${root}/`); p = path.dirname(p)) {
+      if (fs.existsSync(p)) break;
+      out.add(p);
     }
   }
   return [...out];
 }
 
-/** Removes each path (inside `rootfs`) if it is an empty file or a tree of empty dirs/files. */
-export function removeStubs(rootfs: string, stubs: string[]): void {
-  for (const s of stubs) prune(path.join(rootfs, s));
-}
-
-function prune(p: string): boolean {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return true;
+/** Removes each recorded path that is still an empty dir or an empty regular file, deepest first. */
+export function removeStubs(stubs: string[]): void {
+  for (const p of [...stubs].sort((a, b) => b.length - a.length)) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(p);
+    } catch {
+      continue;
+    }
+    try {
+      if (st.isDirectory() && fs.readdirSync(p).length === 0) fs.rmdirSync(p);
+      else if (st.isFile() && st.size === 0) fs.unlinkSync(p);
+    } catch {
+      /* something changed it: keep */
+    }
   }
-  if (st.isDirectory()) {
-    let empty = true;
-    for (const c of fs.readdirSync(p)) if (!prune(path.join(p, c))) empty = false;
-    if (!empty) return false;
-    fs.rmdirSync(p);
-    return true;
-  }
-  if (st.isFile() && st.size === 0) {
-    fs.unlinkSync(p);
-    return true;
-  }
-  return false;
 }
