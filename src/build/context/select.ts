@@ -69,6 +69,8 @@ export interface SelectOptions {
   excludes?: string[];
   /** names the instruction in errors: "COPY at Containerfile:7" */
   what: string;
+  /** where the sources come from, for errors; default "the build context" */
+  sourceName?: string;
 }
 
 /** "a/./b/../c" → "a/c": the path below the root that Docker's filepath.Join("/", p) names. */
@@ -138,7 +140,9 @@ export async function selectSources(root: string, patterns: string[], opts: Sele
       const isDir = st?.isDirectory() ?? false;
       const invisible = hidden(opts.filter, rel, isDir) || hidden(opts.filter, realRel, isDir);
       if (!st || invisible) {
-        throw new KilnError('E_BUILD', `${opts.what}: "${wildcard ? rel : pattern}": no such file or directory in the build context (or excluded by .containerignore)`, {
+        const where = opts.sourceName ?? 'the build context';
+        const ignored = opts.filter ? ' (or excluded by .containerignore)' : '';
+        throw new KilnError('E_BUILD', `${opts.what}: "${wildcard ? rel : pattern}": no such file or directory in ${where}${ignored}`, {
           hint: st ? `${JSON.stringify(rel)} exists but .containerignore excludes it` : undefined,
         });
       }

@@ -44,7 +44,8 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
 
   const srcRoot = from !== undefined ? await roots.root(from) : { root: env.contextDir, release: () => undefined };
   try {
-    const selected = local.length ? await selectSources(srcRoot.root, local, { filter: from === undefined ? env.ignored : undefined, excludes, what }) : [];
+    const sourceName = from === undefined ? undefined : from.kind === 'stage' ? `stage ${ins.from}` : from.kind === 'image' ? `image ${from.ref}` : 'scratch';
+    const selected = local.length ? await selectSources(srcRoot.root, local, { filter: from === undefined ? env.ignored : undefined, excludes, what, sourceName }) : [];
     const hash = createHash('sha256');
     hash.update(local.length ? await hashSources(srcRoot.root, selected, { ownership: from !== undefined }) : '');
     for (const h of ins.heredocs) hash.update(`\0heredoc:${h.name}:${h.expand ? heredoc(h.content) : h.content}`);

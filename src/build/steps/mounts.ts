@@ -6,7 +6,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import { KilnError } from '../../errors';
 import type { MountRequest } from '../../runtime/spec';
 import type { RunMount } from '../frontend/types';
@@ -14,6 +13,7 @@ import type { BuildEnv } from '../env';
 import { joinWorkdir } from '../state';
 import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
+import { acquireCacheMount } from './cache-mounts';
 import { copyInto } from '../context/copy';
 import { resolveInRoot } from '../context/rootpath';
 import { spawnSync } from 'node:child_process';
@@ -89,13 +89,9 @@ export async function prepareMounts(
         }
         out.push({ type: 'bind', source, destination: target(m.target), readonly: !m.rw });
       } else if (m.type === 'cache') {
-        const id = m.id ?? m.target;
-        const dir = path.join(env.store.paths.root, 'build-cache-mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
-        if (!fs.existsSync(dir)) {
-          fs.mkdirSync(dir, { recursive: true, mode: m.mode ?? 0o755 });
-          if (m.uid !== undefined || m.gid !== undefined) fs.chownSync(dir, m.uid ?? 0, m.gid ?? 0);
-        }
-        out.push({ type: 'bind', source: dir, destination: target(m.target), readonly: m.readonly });
+        const c = await acquireCacheMount(env.store, { id: m.id ?? m.target, sharing: m.sharing, mode: m.mode, uid: m.uid, gid: m.gid }, env.signal);
+        releases.push(c.release);
+        out.push({ type: 'bind', source: c.dir, destination: target(m.target), readonly: m.readonly });
       } else if (m.type === 'tmpfs') {
         out.push({ type: 'tmpfs', destination: target(m.target), size: m.size });
       } else {
