@@ -87,6 +87,12 @@ export function findContainerfile(contextDir: string, file?: string): string {
   throw new KilnError('E_INVALID_ARGUMENT', `no Containerfile or Dockerfile in ${contextDir}`, { hint: 'name one with -f' });
 }
 
+/** How errors name the Containerfile: relative to the working directory when below it, else absolute. */
+function displayPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === '' || rel.startsWith('..') ? file : rel;
+}
+
 export function platformArgs(platform?: string): Record<string, string> {
   const host = `linux/${goArch()}`;
   const target = platform ?? host;
@@ -124,7 +130,7 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
   const file = fromStdin ? path.join(contextDir, 'Containerfile') : findContainerfile(contextDir, opts.file);
   const text = fromStdin ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
   const pargs = platformArgs(opts.platform);
-  const plan = loadPlan(text, fromStdin ? '<stdin>' : path.relative(process.cwd(), file) || file, { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
+  const plan = loadPlan(text, fromStdin ? '<stdin>' : displayPath(file), { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
   const names = opts.tags.map((t) => normalizeName(t));
   if (opts.pull === 'always' || opts.pull === 'newer') {
     throw new KilnError('E_UNSUPPORTED', `--pull=${opts.pull}: pulling base images needs registry support, which kiln does not have yet`, { hint: 'use --pull=missing (the default) with images already in the store' });
