@@ -249,3 +249,20 @@ COPY --link --chown=bob:bob file /f
     assert.equal(fs.readFileSync(path.join(root, 'f'), 'utf8'), 'linked\n');
   });
 });
+
+test('RUN --mount fields take variables: a cache mount at $DIR with id=${ID}', () => {
+  const ctx = context('mount-vars', {
+    Containerfile: [
+      'FROM localhost/busybox',
+      'ARG DIR=/var/cache/tool',
+      'ARG ID=tool-cache',
+      'RUN --mount=type=cache,id=${ID},target=$DIR echo cached > $DIR/seen && ls $DIR > /listing && mount | grep -q " $DIR " && echo mounted > /mounted',
+    ].join('\n'),
+  });
+  buildOk(sb, ['-t', 'localhost/mount-vars', ctx]);
+  inImage('localhost/mount-vars', (root) => {
+    assert.equal(fs.readFileSync(path.join(root, 'listing'), 'utf8'), 'seen\n', 'the cache dir was mounted at the expanded target');
+    assert.equal(fs.readFileSync(path.join(root, 'mounted'), 'utf8'), 'mounted\n');
+    assert.equal(exists(path.join(root, 'var/cache/tool/seen')), false, 'what went into the cache mount is not in the layer');
+  });
+});

@@ -116,7 +116,7 @@ async function runInstruction(env: BuildEnv, s: StageState, ins: Instruction, st
   const word = (w: string) => expandWord(w, vars, esc);
   switch (ins.kind) {
     case 'RUN':
-      return runStep(env, s, ins, step, opts.roots);
+      return runStep(env, s, ins, step, opts.roots, word);
     case 'COPY':
     case 'ADD':
       return copyStep(env, s, ins, step, opts.roots, word, (c) => expandHeredoc(c, vars));

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KilnError } from '../../errors';
 import { buildSpec, resolveUser, writeSpec, type MountRequest } from '../../runtime/spec';
-import type { Instruction, StageBase } from '../frontend/types';
+import type { Instruction, RunMount, StageBase } from '../frontend/types';
 import type { BuildEnv, StepCtx } from '../env';
 import { runEnv, shellOf, where, type StageState } from '../state';
 import { WorkingRootfs } from '../rootfs';
@@ -46,7 +46,9 @@ export interface StageRoots {
   key(from: StageBase): Promise<string>;
 }
 
-export async function runStep(env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots): Promise<StageState> {
+export async function runStep(env: BuildEnv, s: StageState, raw: RunIns, step: StepCtx, roots: StageRoots, word: (w: string) => string): Promise<StageState> {
+  // --mount's string fields take variables, as BuildKit expands them (from= was resolved by the plan)
+  const ins: RunIns = { ...raw, mounts: raw.mounts.map((m) => expandMount(m, word)) };
   // the op names the whole command (a #! heredoc's body included) even when argv is the script's path
   const command = ins.command.form === 'exec' ? ins.command.args : [...shellOf(s), ins.command.script];
   const argv = shebangScript(ins) !== undefined ? [SCRIPT_PATH] : command;
@@ -128,6 +130,20 @@ async function runInRootfs(
   } finally {
     prepared?.release();
     fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+function expandMount(m: RunMount, word: (w: string) => string): RunMount {
+  const opt = (v: string | undefined) => (v === undefined ? undefined : word(v));
+  switch (m.type) {
+    case 'bind':
+      return { ...m, target: word(m.target), source: opt(m.source) };
+    case 'cache':
+      return { ...m, target: word(m.target), id: opt(m.id), source: opt(m.source) };
+    case 'tmpfs':
+      return { ...m, target: word(m.target) };
+    default:
+      return { ...m, id: word(m.id), target: opt(m.target), env: opt(m.env) };
   }
 }
 
