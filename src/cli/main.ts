@@ -30,7 +30,7 @@ const COMMANDS: Record<string, Entry> = {
   push: { summary: 'Push an image to a specified destination', module: 'push' },
   info: { summary: 'Display kiln system information', module: 'info' },
   version: { summary: 'Display the kiln version information', module: 'version' },
-  system: { summary: 'Manage kiln (check, repair)', module: 'system' },
+  system: { summary: 'Manage kiln (check, repair, prune)', module: 'system' },
 };
 
 export type Register = (program: Command) => void;
