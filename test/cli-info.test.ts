@@ -47,7 +47,7 @@ test('a store from an older kiln is migrated in place on first use', () => {
     const Database = require('better-sqlite3') as typeof import('better-sqlite3');
     const file = path.join(old.root, 'kiln.db');
     const db = new Database(file);
-    db.exec('ALTER TABLE images DROP COLUMN names_history; DROP TABLE image_digests; DROP TABLE build_cache');
+    db.exec('ALTER TABLE images DROP COLUMN names_history; DROP TABLE image_digests; DROP TABLE build_cache; ALTER TABLE layers DROP COLUMN extracted');
     db.pragma('user_version = 1'); // as kiln wrote it before migration 2
     db.close();
     assert.match(old.ok(['images']), /^REPOSITORY/);

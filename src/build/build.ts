@@ -266,6 +266,7 @@ function stageRoots(env: BuildEnv, held: string[], holder: string): StageRoots {
         const empty = env.store.tempDir('empty-root');
         return { root: empty, release: () => fs.rmSync(empty, { recursive: true, force: true }) };
       }
+      await env.store.layers.ensureChain(top);
       const root = env.store.mounts.mount(top, holder);
       held.push(top);
       let released = false;

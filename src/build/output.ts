@@ -37,7 +37,10 @@ export async function exportOutputs(store: Store, image: ImageRecord, outputs: O
   let root: string;
   const top = image.topLayer;
   if (top === null) root = store.tempDir('empty-root');
-  else root = store.mounts.mount(top, holder);
+  else {
+    await store.layers.ensureChain(top);
+    root = store.mounts.mount(top, holder);
+  }
   try {
     for (const o of outputs) {
       if (o.type === 'local') {

@@ -115,6 +115,7 @@ function mergeDir(dirs: string[], rel: string, dest: string, dropWhiteouts: bool
 export async function squashState(store: Store, lease: Lease, s: StageState, keep: number, opts: { clampMtime?: number; created: string }): Promise<StageState> {
   const merged = s.layers.slice(keep);
   if (merged.length === 0) return s;
+  await store.layers.ensureChain(s.layers[s.layers.length - 1].id);
   const tmp = store.tempDir('squash');
   try {
     fs.mkdirSync(path.join(tmp, 'diff'));

@@ -74,6 +74,7 @@ export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOption
 async function workdirStep(env: BuildEnv, s: StageState, config: StageState['config'], step: StepCtx, text: string, at: string): Promise<StageState> {
   const dir = config.WorkingDir ?? '/';
   const withConfig: StageState = { ...s, config };
+  if (s.layers.length) await env.store.layers.ensureChain(s.layers[s.layers.length - 1].id);
   const dirs = s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse();
   if (existsInChain(dirs, dir)) {
     return { ...withConfig, history: [...s.history, { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${text}`, empty_layer: true }] };

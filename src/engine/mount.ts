@@ -10,8 +10,14 @@ function topLayer(ctx: EngineContext, ref: string): { id: string; layer: string 
   return { id: img.id, layer: img.topLayer };
 }
 
-export function mountImages(ctx: EngineContext, refs: string[]): string[] {
-  return refs.map((r) => ctx.store.mounts.mount(topLayer(ctx, r).layer, CLI_HOLDER));
+export async function mountImages(ctx: EngineContext, refs: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const r of refs) {
+    const top = topLayer(ctx, r).layer;
+    await ctx.store.layers.ensureChain(top);
+    out.push(ctx.store.mounts.mount(top, CLI_HOLDER));
+  }
+  return out;
 }
 
 /** Returns the IDs of the images whose mounts were released (podman prints them). */

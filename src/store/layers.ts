@@ -35,10 +35,12 @@ export interface LayerRecord {
   uncompressedSize: number;
   link: string;
   created: number;
+  /** 0: the layer dir does not exist yet; ensureChain() makes it from the blob on first use */
+  extracted: number;
 }
 
 const COLS = `id, parent, diff_id AS diffID, blob_digest AS blobDigest, compressed_size AS compressedSize,
-  uncompressed_size AS uncompressedSize, link, created`;
+  uncompressed_size AS uncompressedSize, link, created, extracted`;
 
 /** The chainID hex of a layer with `diffID` on top of the layer `parent` (a chainID hex). */
 export function layerID(parent: string | null, diffID: Digest): string {
@@ -72,15 +74,89 @@ export class LayerStore {
     return path.join(this.store.paths.layers, id, 'diff');
   }
 
-  /** Lower dirs for an overlay mount of `id`, topmost first, as short l/<link> paths relative to root. */
+  /**
+   * Lower dirs for an overlay mount of `id`, topmost first, as short l/<link> paths relative to
+   * root. Every layer of the chain must be extracted (await ensureChain first).
+   */
   lowerChain(id: string): string[] {
     const out: string[] = [];
     for (let cur: string | null = id; cur !== null; ) {
       const l = this.require(cur);
+      if (!l.extracted) throw new KilnError('E_INTERNAL', `layer ${l.id.slice(0, 12)} is used before it was extracted`);
       out.push(`l/${l.link}`);
       cur = l.parent;
     }
     return out;
+  }
+
+  /**
+   * Makes sure every layer of the chain ending at `top` has its dir: deferred layers are
+   * extracted from their blobs on the worker pool and renamed into place in a short
+   * transaction (a racing process that got there first wins; ours is dropped).
+   */
+  async ensureChain(top: string | null): Promise<void> {
+    const pending: LayerRecord[] = [];
+    for (let cur: string | null = top; cur !== null; ) {
+      const l = this.require(cur);
+      if (!l.extracted) pending.push(l);
+      cur = l.parent;
+    }
+    for (const l of pending) {
+      const blob = l.blobDigest ? this.store.blobs.get(l.blobDigest) : undefined;
+      if (!blob) throw new KilnError('E_STORE_CORRUPT', `layer ${l.id.slice(0, 12)} has no dir and its blob ${l.blobDigest} is missing`);
+      const p = await this.prepareFromBlob(blob, l.diffID, `layer ${l.id.slice(0, 12)}`);
+      try {
+        this.store.writeTx(() => {
+          const now = this.get(l.id);
+          if (!now || now.extracted) return;
+          // under the lock a dir of a deferred layer is debris of a killed extraction
+          if (fs.existsSync(this.dir(l.id))) this.store.trash(this.dir(l.id), 'orphan', `layer-${l.id}`);
+          fs.writeFileSync(path.join(p.tmp, 'link'), now.link);
+          fs.renameSync(p.tmp, this.dir(l.id));
+          this.store.db.prepare('UPDATE layers SET extracted = 1 WHERE id = ?').run(l.id);
+        });
+      } finally {
+        this.discard(p);
+      }
+    }
+  }
+
+  /**
+   * Records `tmp`/diff as a layer on `parent` like commitDir, but keeps only its blob: the
+   * layer's dir is made from the blob when something first needs it (ensureChain). For a
+   * step whose files were staged where creating them is cheap (tmpfs) and that nothing may
+   * ever mount: the files are written once, into the blob, instead of twice.
+   */
+  async commitDeferred(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+    const blobTmp = tempName(this.store.workDir());
+    try {
+      const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress: 'none', clampMtime: opts.clampMtime, what: opts.what });
+      await fsyncPath(blobTmp);
+      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, MT.ociLayer);
+      const rec = { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize };
+      const layer = this.store.writeTx(() => {
+        const existing = this.get(rec.id);
+        if (existing) {
+          lease.hold('layer', rec.id);
+          return existing;
+        }
+        if (rec.parent !== null && !this.get(rec.parent)) throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
+        const link = newLink();
+        fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link)); // dangling until extracted
+        const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 0 };
+        this.store.db
+          .prepare(
+            `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created, extracted)
+             VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created, @extracted)`,
+          )
+          .run(full);
+        lease.hold('layer', rec.id);
+        return full;
+      });
+      return { layer, blob };
+    } finally {
+      fs.rmSync(blobTmp, { force: true });
+    }
   }
 
   /**
@@ -172,7 +248,7 @@ export class LayerStore {
   }
 
   /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
-  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'created'>, lease: Lease): LayerRecord {
+  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'created' | 'extracted'>, lease: Lease): LayerRecord {
     return this.store.writeTx(() => {
       const existing = this.get(rec.id);
       if (existing) {
@@ -189,7 +265,7 @@ export class LayerStore {
       if (fs.existsSync(this.dir(rec.id))) this.store.trash(this.dir(rec.id), 'orphan', `layer-${rec.id}`);
       fs.renameSync(tmp, this.dir(rec.id));
       fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link));
-      const full: LayerRecord = { ...rec, link, created: Date.now() };
+      const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 1 };
       this.store.db
         .prepare(
           `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created)

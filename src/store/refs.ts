@@ -11,8 +11,9 @@ export function layerHeldSql(col: string): string {
     OR EXISTS(SELECT 1 FROM layer_mounts WHERE layer_id = ${col}) OR EXISTS(SELECT 1 FROM build_cache WHERE layer_id = ${col}))`;
 }
 
-/** True when the blob whose digest is `col` is used by an image, a lease or the build cache. */
+/** True when the blob whose digest is `col` is used by an image, a lease, the build cache or a layer not yet extracted from it. */
 export function blobHeldSql(col: string): string {
   return `(EXISTS(SELECT 1 FROM image_blobs WHERE digest = ${col}) OR EXISTS(SELECT 1 FROM lease_refs WHERE kind = 'blob' AND ref = ${col})
-    OR EXISTS(SELECT 1 FROM build_cache WHERE blob_digest = ${col}))`;
+    OR EXISTS(SELECT 1 FROM build_cache WHERE blob_digest = ${col})
+    OR EXISTS(SELECT 1 FROM layers WHERE blob_digest = ${col} AND extracted = 0))`;
 }

@@ -176,10 +176,11 @@ export function check(store: Store): CheckReport {
   }
   for (const f of readdirOr(store.paths.blobs)) if (!blobSet.has(f)) debris.push(`blob file ${path.join(store.paths.blobs, f)} has no record`);
 
-  const layers = db.prepare('SELECT id, parent, link FROM layers').all() as { id: string; parent: string | null; link: string }[];
+  const layers = db.prepare('SELECT id, parent, link, extracted, blob_digest AS blob FROM layers').all() as { id: string; parent: string | null; link: string; extracted: number; blob: string | null }[];
   const layerSet = new Set(layers.map((l) => l.id));
   for (const l of layers) {
-    if (!fs.existsSync(store.layers.diffDir(l.id))) problems.push(`layer ${l.id}: recorded but its directory is missing`);
+    if (l.extracted && !fs.existsSync(store.layers.diffDir(l.id))) problems.push(`layer ${l.id}: recorded but its directory is missing`);
+    if (!l.extracted && !(l.blob && blobSet.has(l.blob.slice(7)))) problems.push(`layer ${l.id}: not extracted yet and its blob ${l.blob} is missing`);
     let target: string | undefined;
     try {
       target = fs.readlinkSync(path.join(store.paths.links, l.link));

@@ -113,4 +113,6 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX build_cache_parent ON build_cache(parent_key);
    CREATE INDEX build_cache_layer ON build_cache(layer_id);
    CREATE INDEX build_cache_blob ON build_cache(blob_digest);`,
+  // 5: layers whose dir is made on first use from their blob (a COPY staged on tmpfs; see LayerStore.commitDeferred)
+  `ALTER TABLE layers ADD COLUMN extracted INTEGER NOT NULL DEFAULT 1;`,
 ];

@@ -194,6 +194,7 @@ export class Store {
     this.recovered = true;
     if (!force && !hasDebris(this)) return undefined;
     const report = this.immediateTx(() => repair(this));
+    for (const o of report.deadOwners) (require('../build/staging') as typeof import('../build/staging')).removeStagingOf(o);
     for (const p of report.removePaths) {
       // a killed build's containers (bundles in its work dir), then its step overlays
       (require('../runtime/orphans') as typeof import('../runtime/orphans')).killContainersUnder(path.join(this.paths.runroot, 'runtime'), p);

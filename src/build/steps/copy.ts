@@ -18,7 +18,9 @@ import type { StageRoots } from './run';
 import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
 import { copyInto, fetchUrl, writeHeredocFile } from '../context/copy';
-import { isDirForm } from '../context/place';
+import { containerPath, isDirForm } from '../context/place';
+import { existsInChain } from '../chain';
+import type { Selected } from '../context/select';
 import { ensureDir } from './workdir';
 
 const URL_RE = /^https?:\/\//i;
@@ -66,15 +68,16 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
         sources: hash.digest('hex'),
       };
       const createdBy = `/bin/sh -c #(nop) ${ins.kind} ${ins.heredocs.length ? 'heredoc' : 'file'}:${inputs.sources} in ${dest}`;
+      const stageBytes = ins.kind === 'COPY' && urls.length === 0 && (ins.link || (await destIsNew(env, s, containerPath(workdir, dest)))) ? bytesOf(selected) + ins.heredocs.reduce((n, h) => n + h.content.length, 0) : undefined;
       return await layerStep(env, s, step, inputs, createdBy, what, async (rootfs) => {
-        // --link builds on an empty root: names in --chown are looked up in the stage's own files
-        const owner = chown === undefined ? undefined : ins.link ? await linkOwner(s, roots, chown, what) : chownIds(rootfs.merged, chown, what);
+        // on an empty root (--link, tmpfs staging) names in --chown are looked up in the stage's own files
+        const owner = chown === undefined ? undefined : rootfs.seesParent ? chownIds(rootfs.merged, chown, what) : await linkOwner(s, roots, chown, what);
         const common = { rootfs: rootfs.merged, workdir, dest, chown: owner, chmod };
-        ensureDir(rootfs.merged, workdir, what);
+        if (!dest.startsWith('/')) ensureDir(rootfs.merged, workdir, what); // a relative dest lives in the WORKDIR
         if (selected.length) await copyInto({ ...common, srcRoot: srcRoot.root, selected, preserveOwnership: from !== undefined, parents: ins.parents, add: ins.kind === 'ADD' });
         for (const f of fetched) await copyInto({ ...common, srcRoot: path.dirname(f.path), selected: await selectSources(path.dirname(f.path), [path.basename(f.path)], { what }), preserveOwnership: false, parents: false, add: false });
         for (const h of ins.heredocs) await writeHeredocFile(rootfs.merged, workdir, dest, h.name, h.expand ? heredoc(h.content) : h.content, owner, chmod);
-      }, { independent: ins.link });
+      }, { independent: ins.link, stageBytes });
     } finally {
       if (fetchDir) fs.rmSync(fetchDir, { recursive: true, force: true });
     }
@@ -83,7 +86,7 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
   }
 }
 
-/** --chown for COPY --link: resolved against a read-only mount of the stage's current layers. */
+/** --chown on an empty root: resolved against a read-only mount of the stage's current layers. */
 async function linkOwner(s: StageState, roots: StageRoots, chown: string, what: string): Promise<{ uid: number; gid: number }> {
   const r = await roots.root({ kind: 'layer', id: s.layers.length ? s.layers[s.layers.length - 1].id : null });
   try {
@@ -91,6 +94,28 @@ async function linkOwner(s: StageState, roots: StageRoots, chown: string, what: 
   } finally {
     r.release();
   }
+}
+
+/**
+ * Whether everything this COPY writes lies under a top-level path the stage's files lack
+ * (`COPY . /app/` onto an image without /app): then copying onto an empty root gives the same
+ * files, and the step may be staged on tmpfs (LayerStepOptions.stageBytes).
+ */
+async function destIsNew(env: BuildEnv, s: StageState, dest: string): Promise<boolean> {
+  const first = dest.split('/').find((c) => c !== '' && c !== '.');
+  if (first === undefined || first === '..') return false;
+  if (s.layers.length === 0) return true;
+  await env.store.layers.ensureChain(s.layers[s.layers.length - 1].id);
+  return !existsInChain(s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse(), `/${first}`);
+}
+
+function bytesOf(selected: Selected[]): number {
+  let n = 0;
+  for (const x of selected) {
+    n += Number(x.st.size);
+    for (const e of x.entries) n += Number(e.st.size);
+  }
+  return n;
 }
 
 function parseChmod(v: string, what: string): number {

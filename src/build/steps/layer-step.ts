@@ -9,11 +9,28 @@ import { cacheKey, type CacheInputs } from '../cache';
 import type { BuildEnv, StepCtx } from '../env';
 import { createdTime } from '../env';
 import type { StageState } from '../state';
+import * as path from 'node:path';
 import { WorkingRootfs } from '../rootfs';
+import { tmpfsStagingDir } from '../staging';
+import type { LayerRecord } from '../../store/layers';
+import type { BlobRecord } from '../../store/blobs';
 
 export interface LayerStepOptions {
   /** COPY --link: the layer is made without seeing the parent's files */
   independent?: boolean;
+  /**
+   * `work` gives the same files on an empty root as on the parent's (it writes only below
+   * paths the parent lacks), and writes about this many bytes: it may run on tmpfs, and the
+   * layer is stored as its blob with its dir made on first use.
+   */
+  stageBytes?: number;
+}
+
+/** The root a step's work writes into (a WorkingRootfs's merged mount, or a staging dir). */
+export interface StepRoot {
+  merged: string;
+  /** whether the parent's files are visible under `merged` (false: an empty root) */
+  seesParent: boolean;
 }
 
 export async function layerStep(
@@ -23,7 +40,7 @@ export async function layerStep(
   inputs: CacheInputs,
   createdBy: string,
   what: string,
-  work: (rootfs: WorkingRootfs) => Promise<void>,
+  work: (rootfs: StepRoot) => Promise<void>,
   opts: LayerStepOptions = {},
 ): Promise<StageState> {
   // --timestamp/SOURCE_DATE_EPOCH changes the layer's bytes (mtimes are clamped), so it is an input
@@ -45,9 +62,14 @@ export async function layerStep(
     };
   }
   env.progress({ type: 'cache-miss-reason', stage: step.info.stage, step: step.info.step, reason: env.cache.explainMiss(key, s.cacheKey, inputs, s.rebuilt) });
+  if (opts.stageBytes !== undefined) {
+    const staged = await stagedLayer(env, s, parent, key, inputs, createdBy, what, work, opts.stageBytes);
+    if (staged) return staged;
+  }
+  if (!opts.independent) await env.store.layers.ensureChain(parent);
   const rootfs = WorkingRootfs.open(env.store, opts.independent ? null : parent);
   try {
-    await work(rootfs);
+    await work({ merged: rootfs.merged, seesParent: !opts.independent });
     rootfs.seal();
   } catch (e) {
     rootfs.discard();
@@ -58,6 +80,11 @@ export async function layerStep(
     env.signal.throwIfAborted();
   }
   const { layer, blob } = await env.store.layers.commitDir(rootfs.stepDir, parent, env.lease, { clampMtime: env.timestamp, compress: 'none', what });
+  return recorded(env, s, key, inputs, createdBy, layer, blob);
+}
+
+/** Records a new layer step in the cache and returns the state with the layer on top. */
+function recorded(env: BuildEnv, s: StageState, key: string, inputs: CacheInputs, createdBy: string, layer: LayerRecord, blob: BlobRecord): StageState {
   const created = createdTime(env);
   env.cache.record({ key, parentKey: s.cacheKey, inputs, layerID: layer.id, blobDigest: blob.digest, diffID: layer.diffID, createdBy, created: Date.parse(created) });
   return {
@@ -68,4 +95,21 @@ export async function layerStep(
     rebuilt: true,
     created,
   };
+}
+
+/** The tmpfs path of layerStep (see LayerStepOptions.stageBytes); undefined when tmpfs has no room. */
+async function stagedLayer(
+  env: BuildEnv, s: StageState, parent: string | null, key: string, inputs: CacheInputs, createdBy: string, what: string,
+  work: (rootfs: StepRoot) => Promise<void>, bytes: number,
+): Promise<StageState | undefined> {
+  const dir = tmpfsStagingDir(bytes);
+  if (dir === undefined) return undefined;
+  try {
+    await work({ merged: path.join(dir, 'diff'), seesParent: false });
+    env.signal.throwIfAborted();
+    const { layer, blob } = await env.store.layers.commitDeferred(dir, parent, env.lease, { clampMtime: env.timestamp, what });
+    return recorded(env, s, key, inputs, createdBy, layer, blob);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -12,7 +12,7 @@ import { buildSpec, resolveUser, writeSpec, type MountRequest } from '../../runt
 import type { Instruction, RunMount, StageBase } from '../frontend/types';
 import type { BuildEnv, StepCtx } from '../env';
 import { runEnv, shellOf, where, type StageState } from '../state';
-import { WorkingRootfs } from '../rootfs';
+import type { StepRoot } from './layer-step';
 import { prepareMounts, mountsKey } from './mounts';
 import { missingMountPoints, removeStubs } from './stubs';
 import { layerStep } from './layer-step';
@@ -68,7 +68,7 @@ export async function runStep(env: BuildEnv, s: StageState, raw: RunIns, step: S
 }
 
 async function runInRootfs(
-  env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots, rootfs: WorkingRootfs,
+  env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots, rootfs: StepRoot,
   argv: string[], processEnv: string[], workdir: string, network: 'host' | 'none',
 ): Promise<void> {
   const merged = rootfs.merged;

@@ -12,13 +12,13 @@ export function defineMount(cmd: Command): Command {
     .argument('[images...]', 'images to mount')
     .option('--format <format>', 'Print the mounted images in the specified format (json)')
     .action(
-      handler((ctx, images: string[], o: { format?: string }) => {
+      handler(async (ctx, images: string[], o: { format?: string }) => {
         if (images.length === 0) {
           const m = listMounts(ctx);
           write(o.format === 'json' ? JSON.stringify(m.map((x) => ({ id: x.id, Names: x.names, Repositories: x.names, mountpoint: x.target })), null, 4) : m.map((x) => `${x.id.slice(0, 12)}  ${x.target}`).join('\n'));
           return;
         }
-        write(mountImages(ctx, images).join('\n'));
+        write((await mountImages(ctx, images)).join('\n'));
       }),
     );
 }
