@@ -266,3 +266,67 @@ test('RUN --mount fields take variables: a cache mount at $DIR with id=${ID}', (
     assert.equal(exists(path.join(root, 'var/cache/tool/seen')), false, 'what went into the cache mount is not in the layer');
   });
 });
+
+test('system prune during a build leaves the cache mount a running step holds alone', async () => {
+  const ctx = context('prune-while-locked', {
+    Containerfile: "FROM localhost/busybox\nRUN --mount=type=cache,id=held,target=/c,sharing=locked sh -c 'echo data > /c/f; echo started; sleep 3; cat /c/f > /seen'\n",
+  });
+  const b = spawnBuild(sb, ['--progress=plain', '--no-cache', '-t', 'localhost/prune-while-locked', ctx]);
+  await new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (/^started$/m.test(b.output())) {
+        clearInterval(t);
+        resolve();
+      } else if (b.child.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(b.output()));
+      }
+    }, 50);
+  });
+  sb.ok(['system', 'prune', '-f']);
+  const exit = await exitOf(b.child, 30_000);
+  assert.equal(exit.code, 0, b.output());
+  inImage('localhost/prune-while-locked', (root) => assert.equal(fs.readFileSync(path.join(root, 'seen'), 'utf8'), 'data\n', 'the step still saw its cache dir'));
+});
+
+test('a COPY destination with .. is not staged onto an existing directory', () => {
+  const ctx = context('dotdot-dest', {
+    Containerfile: 'FROM localhost/busybox\nRUN mkdir /data && chmod 1777 /data && chown 12:34 /data\nCOPY a.txt /nonexist/../data/\n',
+    'a.txt': 'a\n',
+  });
+  buildOk(sb, ['-t', 'localhost/dotdot-dest', ctx]);
+  inImage('localhost/dotdot-dest', (root) => {
+    const st = fs.statSync(path.join(root, 'data'));
+    assert.equal((st.mode & 0o7777).toString(8), '1777', 'the existing directory keeps its mode');
+    assert.equal(`${st.uid}:${st.gid}`, '12:34', 'and its owner');
+    assert.equal(fs.readFileSync(path.join(root, 'data', 'a.txt'), 'utf8'), 'a\n');
+  });
+});
+
+test('a COPY that overflows the tmpfs staging area falls back to the disk', () => {
+  const files: Record<string, string> = { Containerfile: 'FROM localhost/busybox\nCOPY many /many/\n' };
+  for (let i = 0; i < 150; i++) files[`many/f${i}`] = `${i}\n`;
+  const ctx = context('tmpfs-full', files);
+  // a private /dev/shm with room for bytes but only 64 inodes: creating the files fails with ENOSPC
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { KILN } = require('./helpers/env') as typeof import('./helpers/env');
+  const script = `mount -t tmpfs -o size=1g,nr_inodes=64 tmpfs /dev/shm && exec "${process.execPath}" "${KILN}" --root "${sb.root}" --runroot "${sb.runroot}" build -q -t localhost/tmpfs-full "${ctx}"`;
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  inImage('localhost/tmpfs-full', (root) => assert.equal(fs.readdirSync(path.join(root, 'many')).length, 150));
+});
+
+test('WORKDIR and cache-mount dirs get their modes whatever the umask', () => {
+  const ctx = context('umask', {
+    Containerfile: "FROM localhost/busybox\nWORKDIR /wd/sub\nRUN --mount=type=cache,id=umask-mode,target=/c,mode=0777 stat -c %a /c > /cache-mode\n",
+  });
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { KILN } = require('./helpers/env') as typeof import('./helpers/env');
+  const r = spawnSync('sh', ['-c', `umask 077 && exec "${process.execPath}" "${KILN}" --root "${sb.root}" --runroot "${sb.runroot}" build -q -t localhost/umask "${ctx}"`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  inImage('localhost/umask', (root) => {
+    assert.equal((fs.statSync(path.join(root, 'wd')).mode & 0o777).toString(8), '755');
+    assert.equal((fs.statSync(path.join(root, 'wd/sub')).mode & 0o777).toString(8), '755');
+    assert.equal(fs.readFileSync(path.join(root, 'cache-mode'), 'utf8'), '777\n');
+  });
+});

@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Digest } from '../util/digest';
 import type { EngineContext } from './context';
+import { LOCK_EX } from '../native';
+import { cacheMountsDir, tryLock } from '../build/steps/cache-mounts';
 
 export interface PruneOptions {
   /** remove every image no container uses, not only dangling ones (podman's -a) */
@@ -26,7 +28,7 @@ export async function prune(ctx: EngineContext, opts: PruneOptions): Promise<Pru
   const db = store.db;
   const report: PruneReport = { images: [], cacheEntries: 0, reclaimed: 0 };
   const sizes = (layers: string[], blobs: Digest[]) =>
-    layers.reduce((n, l) => n + (store.layers.get(l)?.uncompressedSize ?? 0), 0) + blobs.reduce((n, b) => n + (store.blobs.get(b)?.size ?? 0), 0);
+    layers.reduce((n, l) => n + (store.layers.get(l)?.extracted ? store.layers.get(l)!.uncompressedSize : 0), 0) + blobs.reduce((n, b) => n + (store.blobs.get(b)?.size ?? 0), 0);
   store.writeTx(() => {
     // dangling images first (their layers may be what the cache holds too)
     const unused = store.images.list().filter((i) => (opts.all || i.names.length === 0) && store.images.containersUsing(i.id).length === 0);
@@ -46,7 +48,7 @@ export async function prune(ctx: EngineContext, opts: PruneOptions): Promise<Pru
     while (candidates.length > 0) {
       const recs = candidates.map((l) => store.layers.get(l)).filter((r) => r !== undefined);
       const gone = new Set(store.images.collectTx(candidates, []).layers);
-      for (const r of recs) if (gone.has(r.id)) report.reclaimed += r.uncompressedSize;
+      for (const r of recs) if (gone.has(r.id) && r.extracted) report.reclaimed += r.uncompressedSize;
       candidates = [...new Set(recs.filter((r) => gone.has(r.id) && r.parent !== null).map((r) => r.parent as string))];
     }
     const blobs = [...new Set(rows.map((r) => r.blob))];
@@ -54,11 +56,20 @@ export async function prune(ctx: EngineContext, opts: PruneOptions): Promise<Pru
     for (const b of store.images.collectTx([], blobs).blobs) report.reclaimed += blobSizes.get(b) ?? 0;
   });
   await store.emptyTrash();
-  // RUN --mount=type=cache dirs: not records, just directories
-  const mounts = path.join(store.paths.root, 'build-cache-mounts');
-  if (fs.existsSync(mounts)) {
-    report.reclaimed += duSync(mounts);
-    fs.rmSync(mounts, { recursive: true, force: true });
+  // RUN --mount=type=cache dirs: those no step holds (their lock files stay: a lock file
+  // removed under a waiting step would let two steps in at once)
+  const mounts = cacheMountsDir(store);
+  for (const name of fs.existsSync(mounts) ? fs.readdirSync(mounts) : []) {
+    if (name.endsWith('.lock')) continue;
+    const dir = path.join(mounts, name);
+    const fd = tryLock(dir, LOCK_EX);
+    if (fd === undefined) continue; // in use by a running build
+    try {
+      report.reclaimed += duSync(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+    } finally {
+      fs.closeSync(fd);
+    }
   }
   return report;
 }

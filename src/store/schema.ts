@@ -115,4 +115,6 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX build_cache_blob ON build_cache(blob_digest);`,
   // 5: layers whose dir is made on first use from their blob (a COPY staged on tmpfs; see LayerStore.commitDeferred)
   `ALTER TABLE layers ADD COLUMN extracted INTEGER NOT NULL DEFAULT 1;`,
+  // 6: GC asks whether a deferred layer still needs a blob
+  `CREATE INDEX IF NOT EXISTS layers_blob ON layers(blob_digest);`,
 ];

@@ -1,11 +1,12 @@
 /**
  * RUN --mount=type=cache directories: persistent dirs under <root>/build-cache-mounts/, one per
  * id (default: the target), kept across builds and never part of a layer or a cache key.
- * sharing (BuildKit's semantics):
- *   - shared (default): every step that asks uses the same dir at once;
- *   - locked: one step at a time, across kiln processes too (an flock on the dir's lock file,
- *     polled so the event loop never blocks);
- *   - private: a step that finds the dir in use gets another instance of it (id#1, id#2…).
+ * Every user holds an flock on the dir's `.lock` file for as long as its step runs (polled,
+ * so the event loop never blocks), which is also what keeps `kiln system prune` away:
+ *   - shared (default): a shared lock; every step that asks uses the same dir at once;
+ *   - locked: an exclusive lock; one step at a time, across kiln processes too;
+ *   - private: an exclusive lock; a step that finds the dir in use gets another instance of
+ *     it (id#1, id#2…).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { native, LOCK_EX, LOCK_NB } from '../../native';
 import type { Store } from '../../store/store';
 
+const LOCK_SH = 1;
 const LOCK_UN = 8;
 
 export interface CacheMountSpec {
@@ -23,55 +25,61 @@ export interface CacheMountSpec {
   gid?: number;
 }
 
+export function cacheMountsDir(store: Store): string {
+  return path.join(store.paths.root, 'build-cache-mounts');
+}
+
 function dirFor(store: Store, id: string): string {
-  return path.join(store.paths.root, 'build-cache-mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+  return path.join(cacheMountsDir(store), createHash('sha256').update(id).digest('hex').slice(0, 32));
 }
 
+/** Creates the dir unless it exists (mkdir never replaces: a racing creator's dir is kept). */
 function ensure(dir: string, spec: CacheMountSpec): void {
-  if (fs.existsSync(dir)) return;
   fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
-  const tmp = `${dir}.new-${process.pid}`;
-  fs.mkdirSync(tmp, { mode: spec.mode ?? 0o755 });
-  if (spec.uid !== undefined || spec.gid !== undefined) fs.chownSync(tmp, spec.uid ?? 0, spec.gid ?? 0);
   try {
-    fs.renameSync(tmp, dir);
-  } catch {
-    fs.rmSync(tmp, { recursive: true, force: true }); // another process made it first
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw e;
   }
+  fs.chmodSync(dir, spec.mode ?? 0o755); // explicit: mkdir's mode is filtered by the umask
+  if (spec.uid !== undefined || spec.gid !== undefined) fs.chownSync(dir, spec.uid ?? 0, spec.gid ?? 0);
 }
 
-/** Tries an exclusive flock on `dir`'s lock file; returns the fd, or undefined if it is held. */
-function tryLock(dir: string): number | undefined {
+/** Tries a non-blocking flock on `dir`'s lock file; returns the fd, or undefined if it is held. */
+export function tryLock(dir: string, op: number): number | undefined {
   const fd = fs.openSync(`${dir}.lock`, 'a', 0o600);
-  if (native().flock(fd, LOCK_EX | LOCK_NB)) return fd;
+  if (native().flock(fd, op | LOCK_NB)) return fd;
   fs.closeSync(fd);
   return undefined;
 }
 
+function unlocker(fd: number): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    native().flock(fd, LOCK_UN);
+    fs.closeSync(fd);
+  };
+}
+
 /** The host dir to mount for `spec`, and what to call when the step is done. */
 export async function acquireCacheMount(store: Store, spec: CacheMountSpec, signal: AbortSignal): Promise<{ dir: string; release(): void }> {
-  if (spec.sharing === 'shared') {
-    const dir = dirFor(store, spec.id);
-    ensure(dir, spec);
-    return { dir, release: () => undefined };
-  }
-  for (let n = 0; ; n++) {
+  for (let n = 0; ; ) {
     const dir = dirFor(store, spec.sharing === 'private' && n > 0 ? `${spec.id}#${n}` : spec.id);
-    ensure(dir, spec);
-    const fd = tryLock(dir);
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+    const fd = tryLock(dir, spec.sharing === 'shared' ? LOCK_SH : LOCK_EX);
     if (fd !== undefined) {
-      return {
-        dir,
-        release: () => {
-          native().flock(fd, LOCK_UN);
-          fs.closeSync(fd);
-        },
-      };
+      ensure(dir, spec); // under the lock: prune cannot remove it between creation and mount
+      return { dir, release: unlocker(fd) };
     }
-    if (spec.sharing === 'locked') {
-      n = -1; // wait for the same dir
-      signal.throwIfAborted();
-      await new Promise((r) => setTimeout(r, 50));
+    if (spec.sharing === 'private') {
+      n++;
+      continue;
     }
+    // shared waits for a locked user or a prune; locked waits for anyone
+    signal.throwIfAborted();
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -12,13 +12,13 @@ import { KilnError } from '../../errors';
 import { resolveUser } from '../../runtime/spec';
 import type { CopySpec } from '../frontend/types';
 import type { BuildEnv, StepCtx } from '../env';
-import { where, type StageState } from '../state';
+import { joinWorkdir, where, type StageState } from '../state';
 import { layerStep } from './layer-step';
 import type { StageRoots } from './run';
 import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
 import { copyInto, fetchUrl, writeHeredocFile } from '../context/copy';
-import { containerPath, isDirForm } from '../context/place';
+import { isDirForm } from '../context/place';
 import { existsInChain } from '../chain';
 import type { Selected } from '../context/select';
 import { ensureDir } from './workdir';
@@ -68,7 +68,7 @@ export async function copyStep(env: BuildEnv, s: StageState, ins: CopySpec, step
         sources: hash.digest('hex'),
       };
       const createdBy = `/bin/sh -c #(nop) ${ins.kind} ${ins.heredocs.length ? 'heredoc' : 'file'}:${inputs.sources} in ${dest}`;
-      const stageBytes = ins.kind === 'COPY' && urls.length === 0 && (ins.link || (await destIsNew(env, s, containerPath(workdir, dest)))) ? bytesOf(selected) + ins.heredocs.reduce((n, h) => n + h.content.length, 0) : undefined;
+      const stageBytes = ins.kind === 'COPY' && urls.length === 0 && (ins.link || (await destIsNew(env, s, joinWorkdir(workdir, dest)))) ? bytesOf(selected) + ins.heredocs.reduce((n, h) => n + h.content.length, 0) : undefined;
       return await layerStep(env, s, step, inputs, createdBy, what, async (rootfs) => {
         // on an empty root (--link, tmpfs staging) names in --chown are looked up in the stage's own files
         const owner = chown === undefined ? undefined : rootfs.seesParent ? chownIds(rootfs.merged, chown, what) : await linkOwner(s, roots, chown, what);
@@ -102,18 +102,20 @@ async function linkOwner(s: StageState, roots: StageRoots, chown: string, what: 
  * files, and the step may be staged on tmpfs (LayerStepOptions.stageBytes).
  */
 async function destIsNew(env: BuildEnv, s: StageState, dest: string): Promise<boolean> {
-  const first = dest.split('/').find((c) => c !== '' && c !== '.');
-  if (first === undefined || first === '..') return false;
+  const first = dest.split('/').find((c) => c !== '');
+  if (first === undefined) return false;
   if (s.layers.length === 0) return true;
   await env.store.layers.ensureChain(s.layers[s.layers.length - 1].id);
   return !existsInChain(s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse(), `/${first}`);
 }
 
+/** What the selection takes on tmpfs: whole pages per file, and a page per entry for its inode. */
 function bytesOf(selected: Selected[]): number {
+  const page = (size: bigint) => Math.ceil(Number(size) / 4096) * 4096 + 4096;
   let n = 0;
   for (const x of selected) {
-    n += Number(x.st.size);
-    for (const e of x.entries) n += Number(e.st.size);
+    n += page(x.st.size);
+    for (const e of x.entries) n += page(e.st.size);
   }
   return n;
 }

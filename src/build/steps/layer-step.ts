@@ -11,7 +11,7 @@ import { createdTime } from '../env';
 import type { StageState } from '../state';
 import * as path from 'node:path';
 import { WorkingRootfs } from '../rootfs';
-import { tmpfsStagingDir } from '../staging';
+import { isNoSpace, tmpfsStagingDir } from '../staging';
 import type { LayerRecord } from '../../store/layers';
 import type { BlobRecord } from '../../store/blobs';
 
@@ -102,14 +102,17 @@ async function stagedLayer(
   env: BuildEnv, s: StageState, parent: string | null, key: string, inputs: CacheInputs, createdBy: string, what: string,
   work: (rootfs: StepRoot) => Promise<void>, bytes: number,
 ): Promise<StageState | undefined> {
-  const dir = tmpfsStagingDir(bytes);
-  if (dir === undefined) return undefined;
+  const staging = tmpfsStagingDir(bytes);
+  if (staging === undefined) return undefined;
   try {
-    await work({ merged: path.join(dir, 'diff'), seesParent: false });
+    await work({ merged: path.join(staging.dir, 'diff'), seesParent: false });
     env.signal.throwIfAborted();
-    const { layer, blob } = await env.store.layers.commitDeferred(dir, parent, env.lease, { clampMtime: env.timestamp, what });
+    const { layer, blob } = await env.store.layers.commitDeferred(staging.dir, parent, env.lease, { clampMtime: env.timestamp, what });
     return recorded(env, s, key, inputs, createdBy, layer, blob);
+  } catch (e) {
+    if (isNoSpace(e)) return undefined; // tmpfs filled up after all: the caller runs the step on disk
+    throw e;
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    staging.release();
   }
 }

@@ -15,7 +15,8 @@ export function ensureDir(rootfs: string, dir: string, where: string, owner?: { 
   for (let p = host; p !== root && !fs.existsSync(p); p = path.dirname(p)) missing.unshift(p);
   try {
     for (const p of missing) {
-      fs.mkdirSync(p, 0o755);
+      fs.mkdirSync(p);
+      fs.chmodSync(p, 0o755); // explicit: mkdir's mode is filtered by the umask
       if (owner) fs.chownSync(p, owner.uid, owner.gid);
     }
     if (!fs.statSync(host).isDirectory()) throw new Error('not a directory');
