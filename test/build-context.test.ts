@@ -16,7 +16,7 @@ import { fetchUrl } from '../src/build/context/fetch';
 import { compileComponent } from '../src/build/context/glob';
 import { hashSources, memoSize } from '../src/build/context/hash';
 import { writeHeredocFile } from '../src/build/context/heredoc';
-import { resolveInRoot } from '../src/build/context/rootpath';
+import { resolveInRoot } from '../src/util/rootpath';
 import { selectSources, type PathFilter } from '../src/build/context/select';
 import { detectArchive } from '../src/build/context/untar';
 import { IgnoreMatcher, parseIgnoreFile } from '../src/build/frontend/ignore';

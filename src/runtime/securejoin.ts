@@ -5,58 +5,17 @@
  * /etc/group, which an image may have replaced with a symlink to the host's files.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { KilnError } from '../errors';
-
-/** Linux's own limit on symlinks followed while resolving one path (MAXSYMLINKS is 40). */
-const MAX_SYMLINKS = 40;
+import { resolveInRoot } from '../util/rootpath';
 
 /**
  * The host path of `unsafePath` taken relative to `root` with every symlink resolved inside
- * `root`. The result always lies under `root` (or is `root`). Components that do not exist are
- * kept as they are (the result may not exist). Throws E_IO with ELOOP-like wording after 40
- * symlinks, and E_IO for other lstat/readlink errors than ENOENT/ENOTDIR.
+ * `root` (the last component too). The result always lies under `root` (or is `root`).
+ * Components that do not exist are kept as they are (the result may not exist). One
+ * implementation serves the whole engine: src/util/rootpath.ts.
  */
 export function secureJoin(root: string, unsafePath: string): string {
-  const base = path.resolve(root);
-  const resolved: string[] = []; // components below base, each free of symlinks
-  let pending = splitPath(unsafePath);
-  let links = 0;
-  while (pending.length > 0) {
-    const comp = pending.shift() as string;
-    if (comp === '.' || comp === '') continue;
-    if (comp === '..') {
-      resolved.pop(); // at the root, '..' stays at the root
-      continue;
-    }
-    const candidate = path.join(base, ...resolved, comp);
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(candidate);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        resolved.push(comp);
-        continue;
-      }
-      throw new KilnError('E_IO', `resolving ${unsafePath} in ${root}: ${(e as Error).message}`, { cause: e });
-    }
-    if (!st.isSymbolicLink()) {
-      resolved.push(comp);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) {
-      throw new KilnError('E_IO', `resolving ${unsafePath} in ${root}: too many levels of symbolic links`);
-    }
-    const target = fs.readlinkSync(candidate);
-    if (path.isAbsolute(target)) resolved.length = 0;
-    pending = [...splitPath(target), ...pending];
-  }
-  return path.join(base, ...resolved);
-}
-
-function splitPath(p: string): string[] {
-  return p.split('/').filter((c) => c !== '');
+  return resolveInRoot(root, unsafePath, { followLast: true });
 }
 
 /**

@@ -31,7 +31,7 @@ import * as path from 'node:path';
 import { KilnError } from '../../errors';
 import type { Entry, Selected } from './select';
 import { detectArchive, extractArchive } from './untar';
-import { relativeTo, resolveInRoot } from './rootpath';
+import { relativeTo, resolveInRoot } from '../../util/rootpath';
 import { TreeWriter, splitDev, type Meta, type Owner } from './write';
 import { containerPath, fileTarget, isDirForm } from './place';
 import { readXattrs } from './xattrs';

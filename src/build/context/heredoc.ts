@@ -6,7 +6,7 @@
  */
 import { KilnError } from '../../errors';
 import { containerPath, fileTarget, isDirForm } from './place';
-import { resolveInRoot } from './rootpath';
+import { resolveInRoot } from '../../util/rootpath';
 import { TreeWriter, type Owner } from './write';
 
 export async function writeHeredocFile(

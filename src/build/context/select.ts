@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { KilnError } from '../../errors';
 import { IgnoreMatcher } from '../frontend/ignore';
 import { compileComponent, containsWildcards } from './glob';
-import { relativeTo, resolveInRoot } from './rootpath';
+import { relativeTo, resolveInRoot } from '../../util/rootpath';
 
 /** What .containerignore / --exclude matching offers (IgnoreMatcher implements it). */
 export interface PathFilter {

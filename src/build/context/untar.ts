@@ -23,7 +23,7 @@ import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import * as tarStream from 'tar-stream';
 import { KilnError } from '../../errors';
-import { relativeTo, resolveInRoot } from './rootpath';
+import { relativeTo, resolveInRoot } from '../../util/rootpath';
 import type { Meta, TreeWriter } from './write';
 
 export type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz';

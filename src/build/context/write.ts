@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../../errors';
 import { native } from '../../native';
-import { relativeTo, resolveInRoot } from './rootpath';
+import { relativeTo, resolveInRoot } from '../../util/rootpath';
 import { writeXattrs, type Xattrs } from './xattrs';
 
 export interface Owner {

@@ -15,7 +15,7 @@ import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
 import { acquireCacheMount } from './cache-mounts';
 import { copyInto } from '../context/copy';
-import { resolveInRoot } from '../context/rootpath';
+import { resolveInRoot } from '../../util/rootpath';
 import { spawnSync } from 'node:child_process';
 import type { StageRoots } from './run';
 import type { StageBase } from '../frontend/types';

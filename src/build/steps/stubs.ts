@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveInRoot } from '../context/rootpath';
+import { resolveInRoot } from '../../util/rootpath';
 
 /** Host paths (inside `rootfs`) that mounting at `destinations` will create. */
 export function missingMountPoints(rootfs: string, destinations: string[]): string[] {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../../errors';
-import { resolveInRoot } from '../context/rootpath';
+import { resolveInRoot } from '../../util/rootpath';
 
 /** Creates `dir` (a container path) and its missing parents, mode 0755, owned by `owner` (default root). */
 export function ensureDir(rootfs: string, dir: string, where: string, owner?: { uid: number; gid: number }): void {

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../../errors';
+import { KilnError } from '../errors';
 
 /** Most symlinks followed in one resolution (Linux's limit is 40; this is generous). */
 const MAX_LINKS = 255;
