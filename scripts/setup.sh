@@ -21,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- 1. Debian packages ------------------------------------------------------------------
-pkgs=(crun runc conmon busybox-static umoci skopeo podman buildah docker-registry jq hyperfine uidmap fuse-overlayfs zstd)
+pkgs=(crun runc conmon busybox-static umoci skopeo podman buildah docker-registry jq hyperfine uidmap fuse-overlayfs zstd apache2-utils)
 installed="$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${pkgs[@]}" 2>/dev/null || true)"
 missing=()
 for p in "${pkgs[@]}"; do

@@ -127,7 +127,8 @@ describe('parseImageReference', () => {
     const localStore = (n: string) => (seen.push(n), ref('dir:/dummy'));
     for (const s of ['containers-storage:foo', 'kiln-storage:bar:1', 'localhost:5000/x:2', 'docker:latest']) parseImageReference(s, { localStore });
     assert.deepEqual(seen, ['foo', 'bar:1', 'localhost:5000/x:2', 'docker:latest']);
-    assert.throws(() => ref('docker://busybox'), (e: unknown) => isKilnError(e, 'E_UNSUPPORTED'));
+    assert.throws(() => ref('docker-daemon:busybox'), (e: unknown) => isKilnError(e, 'E_UNSUPPORTED'));
+    assert.equal(ref('docker://busybox').toString(), 'docker://docker.io/library/busybox:latest');
     for (const bad of ['oci::t', 'oci:', 'oci:/a:bad tag!', 'docker-archive:', 'docker-archive:/x:Foo', 'docker-archive:/x:@z', 'dir:', 'foo']) {
       assert.throws(() => ref(bad), (e: unknown) => isKilnError(e, 'E_INVALID_REFERENCE') && e.message.includes(JSON.stringify(bad)), bad);
     }

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { KilnError } from '../errors';
+import { KilnError, withContext } from '../errors';
 import { pickName } from '../image/reference';
 import type { ImageRecord } from '../store/images';
 import { copyImage } from '../transports/copy';
@@ -16,7 +16,9 @@ import { DockerArchiveReference } from '../transports/docker-archive';
 import { OciArchiveReference } from '../transports/oci-archive';
 import { OciLayoutReference } from '../transports/oci-layout';
 import { DirReference } from '../transports/dir';
-import type { ImageDestination, ImageReference } from '../transports/types';
+import { DockerReference, type RegistryOptions } from '../transports/docker';
+import { copyLayersParallel } from '../registry/parallel';
+import type { ImageDestination, ImageReference, SourceImage } from '../transports/types';
 import type { EngineContext } from './context';
 
 export type SaveFormat = 'docker-archive' | 'oci-archive' | 'oci-dir' | 'docker-dir';
@@ -52,12 +54,23 @@ function nameFor(img: ImageRecord, ref: string): string[] {
 }
 
 
-async function copyAll(ctx: EngineContext, imgs: { img: ImageRecord; names: string[] }[], dest: ImageDestination, destName: string): Promise<void> {
+/** `before` runs per image ahead of copyImage (a registry push uploads layers in parallel there). */
+async function copyAll(
+  ctx: EngineContext,
+  imgs: { img: ImageRecord; names: string[] }[],
+  dest: ImageDestination,
+  destName: string,
+  before?: (src: SourceImage, what: string) => Promise<void>,
+): Promise<void> {
   try {
     const src = await StorageReference.forImages(ctx.store, imgs.map((i) => i.img)).newSource();
     try {
       const sources = await src.images();
-      for (const [i, s] of sources.entries()) await copyImage(s, dest, imgs[i]!.names, `${imgs[i]!.names[0] ?? imgs[i]!.img.id.slice(0, 12)} → ${destName}`);
+      for (const [i, s] of sources.entries()) {
+        const what = `${imgs[i]!.names[0] ?? imgs[i]!.img.id.slice(0, 12)} → ${destName}`;
+        if (before) await before(s, what).catch((e: unknown) => Promise.reject(withContext(e, what)));
+        await copyImage(s, dest, imgs[i]!.names, what);
+      }
     } finally {
       await src.close();
     }
@@ -82,13 +95,28 @@ export async function saveImages(ctx: EngineContext, opts: SaveOptions): Promise
 export interface PushOptions {
   image: string;
   destination: string;
+  /** Connection settings and progress output for a `docker://` destination. */
+  registry?: RegistryOptions;
 }
 
+/**
+ * Pushes one stored image. To a registry (`docker://`), layers the registry lacks are uploaded
+ * PARALLEL_BLOBS at a time, then the config, then the manifest (the image appears only then);
+ * progress lines go to `opts.registry.log`.
+ */
 export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<void> {
   const img = ctx.store.images.resolve(opts.image);
-  const destRef = parseImageReference(opts.destination, {});
+  const destRef = parseImageReference(opts.destination, opts.registry ? { registry: opts.registry } : {});
   if (destRef.transport === 'kiln-storage') throw new KilnError('E_INVALID_ARGUMENT', `push: ${opts.destination} names the local store; use \`kiln tag\``);
-  await copyAll(ctx, [{ img, names: nameFor(img, opts.image) }], await destRef.newDestination(), destRef.toString());
+  const names = nameFor(img, opts.image);
+  if (!(destRef instanceof DockerReference)) {
+    await copyAll(ctx, [{ img, names }], await destRef.newDestination(), destRef.toString());
+    return;
+  }
+  const log = opts.registry?.log;
+  log?.('Getting image source signatures');
+  const dest = await destRef.newDestination();
+  await copyAll(ctx, [{ img, names }], dest, destRef.toString(), (src, what) => copyLayersParallel(src, dest, what, log));
 }
 
 /**

@@ -6,7 +6,8 @@
  *   docker-archive:PATH[:REF]   docker save format; REF is NAME[:TAG] or @INDEX (reading only)
  *   dir:PATH                    containers/image directory transport (PATH may contain ':')
  *   containers-storage:REST, kiln-storage:REST → opts.localStore(REST)
- *   docker://…, docker-daemon:… → E_UNSUPPORTED (registry support is separate)
+ *   docker://NAME               a registry image (transports/docker.ts); NAME without a registry is docker.io
+ *   docker-daemon:…             E_UNSUPPORTED
  *   anything else               → opts.localStore(s) (a local image name or ID)
  *
  * Path/name splitting follows containers/image on Linux (oci/internal.SplitPathAndImage and
@@ -19,6 +20,7 @@
 import { KilnError } from '../errors';
 import { DirReference } from './dir';
 import { DockerArchiveReference } from './docker-archive';
+import { DockerReference, type RegistryOptions } from './docker';
 import { OciArchiveReference } from './oci-archive';
 import { OciLayoutReference } from './oci-layout';
 import type { ImageReference } from './types';
@@ -26,6 +28,8 @@ import type { ImageReference } from './types';
 export interface ParseOptions {
   /** Resolves local-store references (names, IDs, `containers-storage:` references). */
   localStore?: (name: string) => ImageReference;
+  /** Connection settings, platform and progress output for `docker://` references. */
+  registry?: RegistryOptions;
 }
 
 // image-spec annotations.md: ref.name grammar (as containers/image's oci/internal validates it).
@@ -57,9 +61,14 @@ function local(s: string, rest: string, opts: ParseOptions): ImageReference {
 }
 
 export function parseImageReference(s: string, opts: ParseOptions = {}): ImageReference {
-  if (s.startsWith('docker://') || s.startsWith('docker-daemon:')) {
-    throw new KilnError('E_UNSUPPORTED', `${s}: the docker:// transport comes with registry support, which this build does not have`, {
-      hint: 'use oci:, oci-archive:, docker-archive: or dir: references',
+  if (s.startsWith('docker://')) {
+    const name = s.slice('docker://'.length);
+    if (name === '') throw invalid(s, 'empty image name');
+    return new DockerReference(name, opts.registry);
+  }
+  if (s.startsWith('docker-daemon:')) {
+    throw new KilnError('E_UNSUPPORTED', `${s}: the docker-daemon: transport is not supported`, {
+      hint: 'use docker://, oci:, oci-archive:, docker-archive: or dir: references',
     });
   }
   const colon = s.indexOf(':');

@@ -66,7 +66,7 @@ export interface ImageDestination {
 }
 
 export interface ImageReference {
-  readonly transport: 'oci' | 'oci-archive' | 'docker-archive' | 'dir' | 'kiln-storage';
+  readonly transport: 'oci' | 'oci-archive' | 'docker-archive' | 'dir' | 'kiln-storage' | 'docker';
   /** The reference as a user would write it, for messages. */
   toString(): string;
   newSource(): Promise<ImageSource>;

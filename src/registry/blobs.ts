@@ -1,0 +1,151 @@
+/**
+ * Blob operations against /v2/<repo>/blobs/…: HEAD, streamed and verified GET, upload
+ * (POST then one PUT, or PATCH chunks then PUT for large blobs) and cross-repository mount.
+ *
+ * Streams returned by openBlob verify while flowing: the last chunk is followed by an
+ * E_SIZE_MISMATCH / E_DIGEST_MISMATCH error instead of the end of the stream when the bytes
+ * (or their count) differ from the descriptor, so a consumer that stores the stream fails
+ * before anything is committed. A truncated response fails the same way.
+ */
+import type { Readable, TransformCallback } from 'node:stream';
+import { KilnError } from '../errors';
+import type { Descriptor } from '../image/oci';
+import { HashCounter, checkExpected } from '../util/blobfile';
+import type { Digest } from '../util/digest';
+import { responseHeader, type RegistryClient } from './client';
+
+/** Blobs larger than this are uploaded in PATCH chunks of this size. */
+export const CHUNK_SIZE = 64 << 20;
+
+/** Whether the repository has the blob (HEAD 200). */
+export async function blobExists(client: RegistryClient, repo: string, digest: Digest): Promise<boolean> {
+  const url = client.url(`/v2/${repo}/blobs/${digest}`);
+  const res = await client.request('HEAD', url, { scope: `repository:${repo}:pull` });
+  await res.body.dump();
+  if (res.statusCode === 200) return true;
+  if (res.statusCode === 404) return false;
+  throw await client.fail('HEAD', url, res, `blob ${digest}`);
+}
+
+/** HashCounter that fails at the end of the stream unless size and digest match the descriptor. */
+class Verifier extends HashCounter {
+  constructor(private readonly desc: Descriptor, private readonly label: string) {
+    super(desc.size, label);
+  }
+  override _flush(cb: TransformCallback): void {
+    try {
+      checkExpected({ digest: this.digest(), size: this.size }, { digest: this.desc.digest, size: this.desc.size, what: this.label });
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+}
+
+/** GETs a blob as a verifying stream (module comment). 404 is E_BLOB_UNKNOWN. */
+export async function openBlob(client: RegistryClient, repo: string, desc: Descriptor): Promise<Readable> {
+  const url = client.url(`/v2/${repo}/blobs/${desc.digest}`);
+  const what = `${client.host}/${repo}: blob ${desc.digest}`;
+  const res = await client.request('GET', url, { scope: `repository:${repo}:pull` });
+  if (res.statusCode === 404) {
+    await res.body.dump();
+    throw new KilnError('E_BLOB_UNKNOWN', `${what}: blob unknown to the registry`);
+  }
+  if (res.statusCode !== 200) throw await client.fail('GET', url, res, `blob ${desc.digest}`);
+  const v = new Verifier(desc, what);
+  res.body.on('error', (e) => v.destroy(new KilnError('E_TRANSPORT', `${what}: download failed: ${e.message}`, { cause: e })));
+  v.on('close', () => {
+    if (!res.body.destroyed) res.body.destroy();
+  });
+  return res.body.pipe(v);
+}
+
+/**
+ * Tries to mount a blob from another repository of the same registry; true when the registry
+ * did (201). A 202 (it started an upload instead) is cancelled and reported as false.
+ */
+export async function mountBlob(client: RegistryClient, repo: string, digest: Digest, from: string): Promise<boolean> {
+  const url = client.url(`/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`);
+  const res = await client.request('POST', url, { scope: `repository:${repo}:pull,push repository:${from}:pull` });
+  await res.body.dump();
+  if (res.statusCode === 201) return true;
+  const loc = responseHeader(res.headers, 'location');
+  if (res.statusCode === 202 && loc !== undefined) {
+    const del = await client.request('DELETE', client.url(loc), { scope: `repository:${repo}:pull,push` }).catch(() => undefined);
+    await del?.body.dump();
+  }
+  return false;
+}
+
+async function startUpload(client: RegistryClient, repo: string): Promise<URL> {
+  const url = client.url(`/v2/${repo}/blobs/uploads/`);
+  const res = await client.request('POST', url, { scope: `repository:${repo}:pull,push`, headers: { 'content-length': '0' } });
+  if (res.statusCode !== 202) throw await client.fail('POST', url, res, 'starting a blob upload');
+  await res.body.dump();
+  const loc = responseHeader(res.headers, 'location');
+  if (loc === undefined) throw new KilnError('E_TRANSPORT', `POST ${url.origin}${url.pathname}: the registry sent no upload Location`);
+  return new URL(loc, res.url);
+}
+
+function withDigest(loc: URL, digest: Digest): URL {
+  const u = new URL(loc);
+  u.searchParams.set('digest', digest);
+  return u;
+}
+
+/** Reads up to `n` bytes from an async iterator of chunks, keeping the rest in `carry`. */
+async function take(it: AsyncIterator<Buffer>, carry: { buf: Buffer; done: boolean }, n: number): Promise<Buffer> {
+  while (carry.buf.length < n && !carry.done) {
+    const r = await it.next();
+    if (r.done) carry.done = true;
+    else carry.buf = Buffer.concat([carry.buf, r.value]);
+  }
+  const out = carry.buf.subarray(0, n);
+  carry.buf = carry.buf.subarray(out.length);
+  return out;
+}
+
+/**
+ * Uploads a blob whose digest and size are known. Small blobs go in one PUT streamed from
+ * `stream`; larger ones in PATCH chunks of CHUNK_SIZE, then a closing PUT. The bytes are hashed
+ * on the way and checked against `digest`/`size` (E_DIGEST_MISMATCH / E_SIZE_MISMATCH); the
+ * registry checks the digest too.
+ */
+export async function uploadBlob(client: RegistryClient, repo: string, stream: Readable, digest: Digest, size: number, what: string): Promise<void> {
+  const scope = `repository:${repo}:pull,push`;
+  let loc = await startUpload(client, repo);
+  const counter = new HashCounter(size, what);
+  const hashed = stream.pipe(counter);
+  stream.on('error', (e) => counter.destroy(e));
+  const check = () => checkExpected({ digest: counter.digest(), size: counter.size }, { digest, size, what });
+  if (size <= CHUNK_SIZE) {
+    const url = withDigest(loc, digest);
+    const res = await client.request('PUT', url, { body: hashed, scope, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
+    check();
+    if (res.statusCode !== 201) throw await client.fail('PUT', url, res, `blob ${digest}`);
+    await res.body.dump();
+    return;
+  }
+  const it = hashed[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const carry = { buf: Buffer.alloc(0), done: false };
+  let offset = 0;
+  for (;;) {
+    const chunk = await take(it, carry, CHUNK_SIZE);
+    if (chunk.length === 0) break;
+    const res = await client.request('PATCH', loc, {
+      body: chunk,
+      scope,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(chunk.length), 'content-range': `${offset}-${offset + chunk.length - 1}` },
+    });
+    if (res.statusCode !== 202) throw await client.fail('PATCH', loc, res, `blob ${digest} chunk at ${offset}`);
+    await res.body.dump();
+    const next = responseHeader(res.headers, 'location');
+    if (next !== undefined) loc = new URL(next, loc);
+    offset += chunk.length;
+  }
+  check();
+  const url = withDigest(loc, digest);
+  const res = await client.request('PUT', url, { scope, headers: { 'content-length': '0' } });
+  if (res.statusCode !== 201) throw await client.fail('PUT', url, res, `blob ${digest}`);
+  await res.body.dump();
+}

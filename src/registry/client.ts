@@ -1,0 +1,256 @@
+/**
+ * An HTTP client for one registry host (OCI distribution-spec), over an undici Agent.
+ *
+ * Contract:
+ *  - Scheme: plain http for localhost, 127.0.0.1, [::1] (any port); https otherwise, falling
+ *    back to http when `insecureHttp` and the https connection fails (as podman does with
+ *    --tls-verify=false), with certificate verification unless `tlsVerify` is false. Extra CAs come
+ *    from `certDir` (every *.crt file, ca.crt included), else from /etc/containers/certs.d/HOST
+ *    or /etc/docker/certs.d/HOST when present.
+ *  - Auth: a 401 with a WWW-Authenticate challenge is answered once per request: Bearer fetches
+ *    a token from the realm (service, scope; Basic credentials when given), cached per scope;
+ *    Basic sends the credentials. Error messages never contain credentials or tokens.
+ *  - Retries: a request whose body can be replayed (none or a Buffer) is retried on 5xx and on
+ *    connection errors (ECONNRESET, ECONNREFUSED, …): 3 attempts in all, backing off 200 ms,
+ *    then 400 ms. The last failure is E_TRANSPORT naming method, URL and status.
+ *  - Every response returned has an unconsumed body the caller must consume or destroy.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { KilnError } from '../errors';
+
+export type Credentials = { username: string; password: string } | { identitytoken: string };
+
+export interface RegistryHostOptions {
+  tlsVerify: boolean;
+  certDir?: string;
+  insecureHttp: boolean;
+  credentials?: Credentials;
+}
+
+export interface RegistryResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (for resolving relative Location headers). */
+  url: URL;
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: Buffer | Readable;
+  /** The token scope this request needs, e.g. "repository:library/busybox:pull". */
+  scope?: string;
+}
+
+const ATTEMPTS = 3;
+const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Whether a host is reached over plain http regardless of flags. */
+export function isLocalHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+  return name === 'localhost' || name === '127.0.0.1' || name === '[::1]';
+}
+
+function loadCAs(host: string, certDir: string | undefined): Buffer[] | undefined {
+  const dirs = certDir !== undefined ? [certDir] : [path.join('/etc/containers/certs.d', host), path.join('/etc/docker/certs.d', host)];
+  const out: Buffer[] = [];
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(d);
+    } catch (e) {
+      if (certDir !== undefined) throw new KilnError('E_INVALID_ARGUMENT', `--cert-dir ${certDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      continue;
+    }
+    for (const n of names.sort()) if (n.endsWith('.crt')) out.push(fs.readFileSync(path.join(d, n)));
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/** Parses `Bearer realm="…",service="…"` into scheme and parameters. */
+export function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
+  const m = /^\s*(\S+)\s*(.*)$/.exec(h) ?? ['', '', ''];
+  const params: Record<string, string> = {};
+  const re = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
+  for (let r = re.exec(m[2]!); r; r = re.exec(m[2]!)) params[r[1]!.toLowerCase()] = r[2] !== undefined ? r[2].replace(/\\(.)/g, '$1') : r[3]!;
+  return { scheme: m[1]!.toLowerCase(), params };
+}
+
+function header(h: RegistryResponse['headers'], name: string): string | undefined {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export { header as responseHeader };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class RegistryClient {
+  base: URL;
+  private fallback: boolean;
+  private readonly agent: Agent;
+  private readonly tokens = new Map<string, string>();
+  private basic = false;
+
+  constructor(readonly host: string, private readonly opts: RegistryHostOptions) {
+    const scheme = isLocalHost(host) ? 'http' : 'https';
+    this.base = new URL(`${scheme}://${host}`);
+    this.fallback = scheme === 'https' && opts.insecureHttp;
+    const ca = scheme === 'https' ? loadCAs(host, opts.certDir) : undefined;
+    this.agent = new Agent({ connect: { rejectUnauthorized: opts.tlsVerify, ...(ca ? { ca } : {}) }, connections: 8 });
+  }
+
+  /** A URL for an API path ("/v2/…") or a Location header value (relative or absolute). */
+  url(p: string): URL {
+    return new URL(p, this.base);
+  }
+
+  /**
+   * Sends one request, handling auth challenges and retries (module comment). Non-2xx answers
+   * are returned, not thrown; `fail` turns them into errors.
+   */
+  async request(method: string, target: string | URL, o: RequestOptions = {}): Promise<RegistryResponse> {
+    let url = typeof target === 'string' ? this.url(target) : target;
+    let authed = false;
+    for (let attempt = 1; ; attempt++) {
+      let res: RegistryResponse;
+      try {
+        res = await this.send(method, url, o);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (this.fallback && url.origin === this.base.origin && (!o.body || Buffer.isBuffer(o.body))) {
+          // --tls-verify=false: this registry may speak plain http
+          this.fallback = false;
+          this.base = new URL(`http://${this.host}`);
+          url = new URL(url.href.replace(/^https:/, 'http:'));
+          attempt--;
+          continue;
+        }
+        const replayable = !(o.body && !Buffer.isBuffer(o.body));
+        if (replayable && RETRY_CODES.has(code) && attempt < ATTEMPTS) {
+          await sleep(100 * 2 ** attempt);
+          continue;
+        }
+        throw new KilnError('E_TRANSPORT', `${method} ${this.show(url)}: ${(e as Error).message}${code ? ` (${code})` : ''}`, {
+          cause: e,
+          ...(code === 'ECONNREFUSED' ? { hint: `is a registry listening on ${this.base.origin}?` } : {}),
+          ...(/certificate|self.signed|SSL|EPROTO/i.test(`${code} ${(e as Error).message}`)
+            ? { hint: 'use --tls-verify=false for a registry without a trusted TLS certificate, or --cert-dir with its CA' }
+            : {}),
+        });
+      }
+      this.fallback = false;
+      if (res.statusCode === 401 && !authed) {
+        const challenge = header(res.headers, 'www-authenticate');
+        await res.body.dump();
+        if (challenge !== undefined && (await this.authenticate(challenge, o.scope))) {
+          authed = true;
+          attempt--;
+          continue;
+        }
+        throw await this.fail(method, url, { ...res, statusCode: 401 }, 'authentication required');
+      }
+      if (res.statusCode >= 500 && attempt < ATTEMPTS && !(o.body && !Buffer.isBuffer(o.body))) {
+        await res.body.dump();
+        await sleep(100 * 2 ** attempt);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private async send(method: string, url: URL, o: RequestOptions): Promise<RegistryResponse> {
+    const headers: Record<string, string> = { 'user-agent': 'kiln', ...o.headers };
+    const auth = this.authHeader(o.scope);
+    if (auth !== undefined) headers['authorization'] = auth;
+    const r = await this.agent.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: method as 'GET', headers, body: o.body ?? null });
+    return { statusCode: r.statusCode, headers: r.headers, body: r.body, url };
+  }
+
+  private authHeader(scope: string | undefined): string | undefined {
+    const t = this.tokens.get(scope ?? '') ?? this.tokens.get('');
+    if (t !== undefined) return `Bearer ${t}`;
+    const c = this.opts.credentials;
+    if (this.basic && c && 'username' in c) return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    return undefined;
+  }
+
+  /** Answers a challenge; false when it cannot be answered (no credentials for Basic, …). */
+  private async authenticate(challenge: string, scope: string | undefined): Promise<boolean> {
+    const { scheme, params } = parseChallenge(challenge);
+    const c = this.opts.credentials;
+    if (scheme === 'basic') {
+      if (!c || !('username' in c) || this.basic) return false;
+      this.basic = true;
+      return true;
+    }
+    if (scheme !== 'bearer' || params['realm'] === undefined) return false;
+    const realm = new URL(params['realm']);
+    const q = new URLSearchParams();
+    if (params['service'] !== undefined) q.set('service', params['service']);
+    for (const s of (scope ?? params['scope'] ?? '').split(' ').filter(Boolean)) q.append('scope', s);
+    const headers: Record<string, string> = { 'user-agent': 'kiln' };
+    let res;
+    if (c && 'identitytoken' in c) {
+      q.set('grant_type', 'refresh_token');
+      q.set('refresh_token', c.identitytoken);
+      q.set('client_id', 'kiln');
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      res = await this.agent.request({ origin: realm.origin, path: realm.pathname, method: 'POST', headers, body: q.toString() });
+    } else {
+      if (c) headers['authorization'] = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+      const sep = realm.search ? '&' : '?';
+      res = await this.agent.request({ origin: realm.origin, path: `${realm.pathname}${realm.search}${q.size ? sep + q.toString() : ''}`, method: 'GET', headers });
+    }
+    const text = await res.body.text();
+    if (res.statusCode !== 200) {
+      throw new KilnError('E_TRANSPORT', `${this.host}: getting an auth token from ${realm.origin}${realm.pathname} failed: HTTP ${res.statusCode}`, {
+        hint: c ? 'check the credentials (--creds or --authfile)' : 'log in or pass --creds USER:PASS',
+      });
+    }
+    let tok: unknown;
+    try {
+      const j = JSON.parse(text) as Record<string, unknown>;
+      tok = j['token'] ?? j['access_token'];
+    } catch {
+      tok = undefined;
+    }
+    if (typeof tok !== 'string' || tok === '') throw new KilnError('E_TRANSPORT', `${this.host}: the token server ${realm.origin} returned no token`);
+    this.tokens.set(scope ?? '', tok);
+    return true;
+  }
+
+  /** A URL for messages: without query (upload state, tokens) and without userinfo. */
+  private show(url: URL): string {
+    return `${url.origin}${url.pathname}`;
+  }
+
+  /**
+   * Turns an unexpected answer into E_TRANSPORT (E_IMAGE_UNKNOWN for 404 when `notFound` says
+   * what was missing), including the registry's error codes and messages. Consumes the body.
+   */
+  async fail(method: string, url: URL, res: RegistryResponse, what?: string, notFound?: string): Promise<KilnError> {
+    let detail = '';
+    try {
+      const text = (await res.body.text()).slice(0, 4096);
+      const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      detail = (j.errors ?? []).map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    } catch {
+      detail = '';
+    }
+    if (res.statusCode === 404 && notFound !== undefined) {
+      return new KilnError('E_IMAGE_UNKNOWN', `${notFound}${detail ? ` (${detail})` : ''}`);
+    }
+    const msg = `${method} ${this.show(url)}: HTTP ${res.statusCode}${what ? ` (${what})` : ''}${detail ? `: ${detail}` : ''}`;
+    return new KilnError('E_TRANSPORT', res.statusCode >= 500 ? `${msg} after ${ATTEMPTS} attempts` : msg, {
+      ...(res.statusCode === 401 || res.statusCode === 403 ? { hint: 'check the credentials (--creds or --authfile) and that they grant access' } : {}),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Pulling one image from a registry into the local store: the registry source's manifest (the
+ * platform's, for an index), its missing layers fetched PARALLEL_BLOBS at a time and streamed
+ * into the store (verified there), then copyImage for the config and the image record. The
+ * store destination is committed only when all of it succeeded and aborted otherwise, so a
+ * failed pull (unknown tag, corrupt blob, registry errors) leaves nothing behind.
+ */
+import type { EngineContext } from '../engine/context';
+import { copyImage } from '../transports/copy';
+import type { DockerReference } from '../transports/docker';
+import { StorageReference } from '../transports/storage';
+import { copyLayersParallel } from './parallel';
+
+/**
+ * Pulls `ref` into the store under `name` (default: the reference's own name; none for a digest
+ * reference); returns the image ID.
+ */
+export async function pullImage(ctx: EngineContext, ref: DockerReference, name?: string): Promise<string> {
+  const log = ref.opts.log ?? (() => undefined);
+  const src = await ref.newSource();
+  try {
+    const [img] = await src.images();
+    const stored = name ?? (ref.digest === undefined ? ref.displayName : undefined);
+    const dest = await (stored !== undefined ? StorageReference.named(ctx.store, stored) : StorageReference.anyNames(ctx.store)).newDestination();
+    try {
+      log('Getting image source signatures');
+      await copyLayersParallel(img!, dest, ref.toString(), log);
+      await copyImage(img!, dest, stored !== undefined ? [stored] : [], ref.toString());
+      log('Writing manifest to image destination');
+      await dest.commit();
+    } catch (e) {
+      await dest.abort().catch(() => undefined);
+      throw e;
+    }
+    log('Storing signatures');
+    return dest.loaded[0]!.id;
+  } finally {
+    await src.close();
+  }
+}

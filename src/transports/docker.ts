@@ -1,0 +1,200 @@
+/**
+ * `docker://HOST/REPO[:TAG|@DIGEST]` — an image in a registry (OCI distribution-spec).
+ *
+ * Source: the manifest by tag or digest (verified); an index resolves to the entry for
+ * `platform` (default linux/<this machine's GOARCH>, any variant unless one is asked for), else
+ * E_IMAGE_UNKNOWN listing the platforms the index has. getBlob streams the blob and fails at the
+ * end of the stream if its size or digest is wrong (registry/blobs.ts openBlob).
+ *
+ * Destination (layerForm 'preserve', any manifest format): hasBlob is a HEAD (remembered);
+ * putBlob uploads and checks the digest; putImage PUTs the manifest under the tag (or digest)
+ * of the reference. The registry has no transactions: blobs uploaded before a failure stay
+ * there unreferenced, and the image becomes visible at the manifest PUT, which comes last.
+ * commit()/abort() only release the connection pool.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import type { Readable } from 'node:stream';
+import { KilnError } from '../errors';
+import { MT, isIndexMediaType, type Descriptor, type Index } from '../image/oci';
+import { parseName } from '../image/reference';
+import { writeVerifiedTemp } from '../util/blobfile';
+import type { Digest } from '../util/digest';
+import { goArch } from '../engine/import';
+import { RegistryClient, type RegistryHostOptions } from '../registry/client';
+import { getManifest, putManifest } from '../registry/manifests';
+import { blobExists, openBlob, uploadBlob } from '../registry/blobs';
+import { checkIndex } from './oci-layout';
+import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
+
+export interface PlatformWanted {
+  os?: string;
+  arch?: string;
+  variant?: string;
+}
+
+export interface RegistryOptions {
+  /** Connection settings per registry host; default: TLS verified, no credentials. */
+  hostOptions?: (host: string) => RegistryHostOptions;
+  platform?: PlatformWanted;
+  /** Receives podman-style progress lines ("Copying blob sha256:…"). */
+  log?: (line: string) => void;
+}
+
+const DEFAULT_HOST: RegistryHostOptions = { tlsVerify: true, insecureHttp: false };
+
+const CONFIG_TYPES = new Set<string>([MT.ociConfig, MT.dockerConfig]);
+
+/** The index entry for the wanted platform (see module comment). */
+export function selectPlatform(index: Index, want: PlatformWanted, where: string): Descriptor {
+  const osName = want.os ?? 'linux';
+  const arch = want.arch ?? goArch();
+  const hit = index.manifests.find(
+    (d) => d.platform?.os === osName && d.platform.architecture === arch && (want.variant === undefined || d.platform.variant === want.variant),
+  );
+  if (hit) return hit;
+  const have = index.manifests.map((d) => (d.platform ? [d.platform.os, d.platform.architecture, d.platform.variant].filter(Boolean).join('/') : 'unspecified'));
+  const wanted = [osName, arch, want.variant].filter(Boolean).join('/');
+  throw new KilnError('E_IMAGE_UNKNOWN', `${where}: no image for platform ${wanted} in the manifest list (have: ${have.join(', ') || 'none'})`, {
+    hint: 'choose one with --platform OS/ARCH, --os, --arch or --variant',
+  });
+}
+
+class RegistryImage implements SourceImage {
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly repo: string,
+    private readonly m: ManifestBlob,
+    readonly names: string[],
+    private readonly log: (line: string) => void,
+  ) {}
+  async manifest(): Promise<ManifestBlob> {
+    return this.m;
+  }
+  getBlob(desc: Descriptor): Promise<Readable> {
+    this.log(`Copying ${CONFIG_TYPES.has(desc.mediaType) ? 'config' : 'blob'} ${desc.digest}`);
+    return openBlob(this.client, this.repo, desc);
+  }
+}
+
+class RegistrySource implements ImageSource {
+  constructor(private readonly ref: DockerReference, private readonly client: RegistryClient) {}
+  async images(): Promise<SourceImage[]> {
+    const { repo, tag, digest } = this.ref;
+    let m = await getManifest(this.client, repo, digest ?? tag);
+    if (isIndexMediaType(m.mediaType)) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(m.bytes.toString('utf8'));
+      } catch (e) {
+        throw new KilnError('E_BAD_MANIFEST', `${this.ref.toString()}: index is not JSON: ${(e as Error).message}`);
+      }
+      let index: Index;
+      try {
+        index = checkIndex(parsed, this.ref.toString(), `index ${m.digest}`);
+      } catch (e) {
+        throw new KilnError('E_BAD_MANIFEST', (e as Error).message);
+      }
+      const d = selectPlatform(index, this.ref.opts.platform ?? {}, this.ref.toString());
+      m = await getManifest(this.client, repo, d.digest);
+      if (isIndexMediaType(m.mediaType)) throw new KilnError('E_UNSUPPORTED', `${this.ref.toString()}: nested manifest lists are not supported`);
+    }
+    const names = digest === undefined ? [this.ref.displayName] : [];
+    return [new RegistryImage(this.client, repo, m, names, this.ref.opts.log ?? (() => undefined))];
+  }
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
+
+class RegistryDestination implements ImageDestination {
+  readonly layerForm = 'preserve' as const;
+  readonly manifestFormat = 'any' as const;
+  private readonly known = new Set<string>();
+
+  constructor(private readonly ref: DockerReference, private readonly client: RegistryClient) {}
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    if (this.known.has(digest)) return true;
+    const has = await blobExists(this.client, this.ref.repo, digest);
+    if (has) this.known.add(digest);
+    return has;
+  }
+
+  async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
+    const what = `${expected.mediaType} ${expected.digest ?? ''} for ${this.ref.toString()}`;
+    this.ref.opts.log?.(`Copying ${CONFIG_TYPES.has(expected.mediaType) ? 'config' : 'blob'} ${expected.digest ?? ''}`.trimEnd());
+    if (expected.digest !== undefined && expected.size !== undefined) {
+      await uploadBlob(this.client, this.ref.repo, stream, expected.digest, expected.size, what);
+      this.known.add(expected.digest);
+      return { digest: expected.digest, size: expected.size };
+    }
+    // The registry needs the digest up front: spool to a temp file first.
+    const dir = fs.mkdtempSync(`${os.tmpdir()}/kiln-push-`);
+    try {
+      const t = await writeVerifiedTemp(stream, dir, { ...expected, what });
+      await uploadBlob(this.client, this.ref.repo, fs.createReadStream(t.tmpPath), t.digest, t.size, what);
+      this.known.add(t.digest);
+      return { digest: t.digest, size: t.size };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  async putImage(img: PutImageInput): Promise<void> {
+    this.ref.opts.log?.('Writing manifest to image destination');
+    const target = this.ref.digest ?? this.ref.tag;
+    if (this.ref.digest !== undefined && this.ref.digest !== img.manifest.digest) {
+      throw new KilnError('E_DIGEST_MISMATCH', `${this.ref.toString()}: the manifest to push has digest ${img.manifest.digest}, not the one the reference names`);
+    }
+    await putManifest(this.client, this.ref.repo, target, img.manifest);
+  }
+
+  commit(): Promise<void> {
+    return this.client.close();
+  }
+  abort(): Promise<void> {
+    return this.client.close();
+  }
+}
+
+/** A parsed `docker://` reference; `opts` carries connection settings and the platform wanted. */
+export class DockerReference implements ImageReference {
+  // types.ts does not list 'docker' yet; the value is what callers compare against.
+  readonly transport = 'docker' as const;
+  readonly host: string;
+  readonly repo: string;
+  readonly tag: string;
+  readonly digest: Digest | undefined;
+
+  /** `name` is the part after `docker://`; a name without a registry means docker.io. */
+  constructor(name: string, readonly opts: RegistryOptions = {}) {
+    const r = parseName(name, 'docker.io');
+    this.host = r.domain === 'docker.io' ? 'registry-1.docker.io' : r.domain;
+    this.repo = r.path;
+    this.tag = r.tag ?? 'latest';
+    this.digest = r.digest as Digest | undefined;
+  }
+
+  /** The name as stored locally ("docker.io/library/busybox:latest"). */
+  get displayName(): string {
+    const host = this.host === 'registry-1.docker.io' ? 'docker.io' : this.host;
+    return this.digest !== undefined ? `${host}/${this.repo}@${this.digest}` : `${host}/${this.repo}:${this.tag}`;
+  }
+
+  toString(): string {
+    return `docker://${this.displayName}`;
+  }
+
+  private client(): RegistryClient {
+    return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host));
+  }
+
+  async newSource(): Promise<ImageSource> {
+    return new RegistrySource(this, this.client());
+  }
+
+  async newDestination(): Promise<ImageDestination> {
+    return new RegistryDestination(this, this.client());
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The registry client and the docker:// transport against a real registry (Debian's
+ * docker-registry) with skopeo and podman as oracles: kiln push is readable by skopeo and
+ * podman, kiln pull reads what kiln and podman pushed (same image IDs), and failed pulls
+ * (unknown tag, corrupt blob, a registry answering 500) are clear errors that store nothing.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { KILN, podmanIn, requireTool, run, type Sandbox } from './helpers/env';
+import { BASE, baseSandbox, teardown } from './helpers/build-e2e';
+import { sandbox } from './helpers/env';
+import { registryBlobPath, startRegistry, type TestRegistry } from './helpers/registry';
+
+let reg: TestRegistry;
+let sb: Sandbox;
+const others: Sandbox[] = [];
+let podman: ReturnType<typeof podmanIn> | undefined;
+
+before(async () => {
+  requireTool('skopeo');
+  reg = await startRegistry();
+  sb = await baseSandbox('kiln-registry-');
+});
+
+after(async () => {
+  podman?.cleanup();
+  for (const s of others) teardown(s);
+  teardown(sb);
+  await reg?.stop();
+});
+
+function fresh(): Sandbox {
+  const s = sandbox('kiln-registry-pull-');
+  others.push(s);
+  return s;
+}
+
+/** Runs kiln without blocking the event loop (in-process HTTP servers must keep answering). */
+function kilnAsync(s: Sandbox, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [KILN, '--root', s.root, '--runroot', s.runroot, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+function imageID(s: Sandbox, name: string): string {
+  return s.ok(['image', 'inspect', '--format', '{{.Id}}', name]).trim();
+}
+
+/** Layer digests of a stored image, read from its manifest via an OCI-layout save. */
+function storedLayers(s: Sandbox, name: string): string[] {
+  const out = path.join(s.dir, `layout-${Date.now()}`);
+  s.ok(['save', '--format', 'oci-dir', '-o', out, name]);
+  const index = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+  return m.layers.map((l) => l.digest);
+}
+
+test('kiln push → skopeo sees the same layers; kiln pull elsewhere gives the same image ID', async () => {
+  const r = sb.kiln(['push', BASE, `docker://${reg.host}/kiln/busybox:1`]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /Getting image source signatures\nCopying blob sha256:[0-9a-f]{64}\n[\s\S]*Copying config sha256:[0-9a-f]{64}\nWriting manifest to image destination\n/);
+  const info = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/kiln/busybox:1`])) as { Layers: string[] };
+  assert.deepEqual(info.Layers, storedLayers(sb, BASE));
+  const raw = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/kiln/busybox:1`])) as { config: { digest: string } };
+  const id = imageID(sb, BASE);
+  assert.equal(raw.config.digest, `sha256:${id}`);
+
+  const other = fresh();
+  const p = other.kiln(['pull', `${reg.host}/kiln/busybox:1`]);
+  assert.equal(p.status, 0, p.stderr);
+  assert.equal(p.stdout.trim(), id);
+  assert.match(p.stderr, new RegExp(`^Trying to pull ${reg.host.replace(/\./g, '\\.')}/kiln/busybox:1\\.\\.\\.\\nGetting image source signatures\\n`));
+  assert.match(p.stderr, /Writing manifest to image destination\nStoring signatures\n$/);
+  assert.equal(imageID(other, `${reg.host}/kiln/busybox:1`), id);
+  // by digest, with the transport prefix: nothing to download again, no name recorded
+  const digest = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/kiln/busybox:1`])).Digest as string;
+  const q = other.kiln(['pull', '-q', `docker://${reg.host}/kiln/busybox@${digest}`]);
+  assert.equal(q.status, 0, q.stderr);
+  assert.equal(q.stderr, '');
+  assert.equal(q.stdout.trim(), id);
+});
+
+test('podman pulls and runs what kiln pushed; kiln pulls and reads what podman pushed', () => {
+  const dir = fs.mkdtempSync(path.join(sb.dir, 'podman-'));
+  podman = podmanIn(dir);
+  const ref = `${reg.host}/kiln/busybox:1`;
+  podman.run(['pull', '-q', '--tls-verify=false', ref]);
+  assert.equal(podman.run(['run', '--rm', '--net=none', ref, 'echo', 'hello from kiln']).trim(), 'hello from kiln');
+
+  podman.run(['run', '--name', 'maker', '--net=none', ref, 'sh', '-c', 'echo podman-made > /made-by-podman']);
+  const pushed = `${reg.host}/podman/made:2`;
+  podman.run(['commit', '-q', 'maker', pushed]);
+  podman.run(['push', '-q', '--tls-verify=false', pushed]);
+  const podmanID = podman.run(['image', 'inspect', '--format', '{{.Id}}', pushed]).trim();
+
+  const other = fresh();
+  const id = other.ok(['pull', '-q', pushed]).trim();
+  assert.equal(id, podmanID);
+  const root = other.ok(['image', 'mount', pushed]).trim();
+  try {
+    assert.equal(fs.readFileSync(path.join(root, 'made-by-podman'), 'utf8'), 'podman-made\n');
+    assert.ok(fs.existsSync(path.join(root, 'bin', 'busybox')));
+  } finally {
+    other.ok(['image', 'unmount', pushed]);
+  }
+});
+
+test('pulling an unknown tag fails clearly and stores nothing', () => {
+  const other = fresh();
+  const r = other.kiln(['pull', `${reg.host}/kiln/busybox:nope`]);
+  assert.equal(r.status, 125);
+  assert.match(r.stderr, /kiln\/busybox:nope: manifest unknown/);
+  assert.equal(other.ok(['images', '-q']).trim(), '');
+});
+
+test('a blob whose bytes do not match its digest is refused and nothing is stored', () => {
+  // an image with a layer of its own, so that corrupting it touches no other test's image
+  const tree = fs.mkdtempSync(path.join(sb.dir, 'tiny-'));
+  fs.writeFileSync(path.join(tree, 'hello.txt'), `unique ${Date.now()}\n`);
+  const tar = path.join(sb.dir, 'tiny.tar');
+  run('tar', ['-C', tree, '-cf', tar, 'hello.txt']);
+  sb.ok(['import', tar, 'localhost/tiny:1']);
+  sb.ok(['push', '-q', 'localhost/tiny:1', `docker://${reg.host}/kiln/tiny:1`]);
+  const [layer] = storedLayers(sb, 'localhost/tiny:1');
+  const file = registryBlobPath(reg, layer!);
+  const bytes = fs.readFileSync(file);
+  bytes[bytes.length >> 1] ^= 0xff; // same size, different digest
+  fs.writeFileSync(file, bytes);
+
+  const other = fresh();
+  const r = other.kiln(['pull', `${reg.host}/kiln/tiny:1`]);
+  assert.equal(r.status, 125);
+  assert.match(r.stderr, /digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:/);
+  assert.equal(other.ok(['images', '-q']).trim(), '');
+  const leftovers = fs.existsSync(other.root) ? run('find', [other.root, '-type', 'f', '-size', `${bytes.length}c`]).trim() : '';
+  assert.equal(leftovers, '', 'no file of the corrupt layer size remains in the store');
+
+  // a truncated blob (the registry serves fewer bytes than the manifest says)
+  fs.writeFileSync(file, bytes.subarray(0, bytes.length >> 1));
+  const t = other.kiln(['pull', `${reg.host}/kiln/tiny:1`]);
+  assert.equal(t.status, 125);
+  assert.match(t.stderr, new RegExp(`expected ${bytes.length} bytes, got ${bytes.length >> 1}`));
+  assert.equal(other.ok(['images', '-q']).trim(), '');
+});
+
+test('a registry that keeps answering 500 gives a clear error after 3 attempts, without credentials in it', async () => {
+  let hits = 0;
+  const server = http.createServer((req, res) => {
+    hits++;
+    req.resume();
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end('{"errors":[{"code":"UNKNOWN","message":"boom"}]}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const other = fresh();
+    const t0 = Date.now();
+    const r = await kilnAsync(other, ['pull', '--creds', 'someone:s3cret-pw', `127.0.0.1:${port}/x/y:1`]);
+    assert.equal(r.status, 125, r.stderr);
+    assert.match(r.stderr, /HTTP 500.*UNKNOWN: boom.*after 3 attempts/);
+    assert.equal(hits, 3);
+    assert.ok(Date.now() - t0 >= 500, 'backs off between attempts');
+    assert.doesNotMatch(r.stderr, /s3cret/);
+    assert.equal(other.ok(['images', '-q']).trim(), '');
+  } finally {
+    server.close();
+  }
+});
+
+test('Bearer token auth: the token comes from the realm with Basic credentials and scope', async () => {
+  const [rhost, rport] = reg.host.split(':') as [string, string];
+  const scopes: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/token') {
+      scopes.push(...url.searchParams.getAll('scope'));
+      const ok = req.headers.authorization === `Basic ${Buffer.from('alice:open-sesame').toString('base64')}`;
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? '{"token":"tok-123"}' : '{}');
+      return;
+    }
+    if (req.headers.authorization !== 'Bearer tok-123') {
+      const port = (server.address() as { port: number }).port;
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="test"`, 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    const up = http.request({ host: rhost, port: Number(rport), method: req.method, path: req.url, headers: { ...req.headers, host: reg.host } }, (ur) => {
+      res.writeHead(ur.statusCode!, ur.headers);
+      ur.pipe(res);
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const other = fresh();
+    const denied = await kilnAsync(other, ['pull', '--creds', 'alice:wrong-pw', `127.0.0.1:${port}/kiln/busybox:1`]);
+    assert.equal(denied.status, 125);
+    assert.match(denied.stderr, /auth token .* failed: HTTP 401/);
+    assert.doesNotMatch(denied.stderr, /wrong-pw/);
+    const r = await kilnAsync(other, ['pull', '--creds', 'alice:open-sesame', `127.0.0.1:${port}/kiln/busybox:1`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), imageID(sb, BASE));
+    assert.ok(scopes.includes('repository:kiln/busybox:pull'), scopes.join(' '));
+  } finally {
+    server.close();
+  }
+});
