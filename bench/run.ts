@@ -16,6 +16,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BUILD_BENCHES, BUILD_FIXTURES } from './build';
+import { REGISTRY_BENCHES, REGISTRY_FIXTURES } from './registry';
 import { benchTag, makeBenchArchive } from './make-archive';
 import { countLines, hyperfine, KILN, PODMAN_CONF, REPO, removeStale, removeTree, run, versionOf } from './lib';
 
@@ -36,6 +37,8 @@ export interface BenchContext {
 export interface Fixture {
   describe: string;
   setup: (ctx: BenchContext) => Promise<void>;
+  /** Stops what setup started (e.g. a server); run at the end of the run and on SIGINT/SIGTERM. */
+  teardown?: () => void;
 }
 
 export interface BenchEntry {
@@ -106,6 +109,7 @@ export const FIXTURES: Record<string, Fixture> = {
     },
   },
   ...BUILD_FIXTURES,
+  ...REGISTRY_FIXTURES,
 };
 
 /** The second pair of stores (tags1000), beside the first ones. */
@@ -143,6 +147,7 @@ export const BENCHES: BenchEntry[] = [
     fixtures: ['tags1000'],
   },
   ...BUILD_BENCHES,
+  ...REGISTRY_BENCHES,
 ];
 
 interface Row { entry: BenchEntry; kilnMs?: number; refMs?: number; error?: string }
@@ -222,7 +227,9 @@ async function main(): Promise<number> {
   mkdirSync(tmpParent, { recursive: true });
   removeStale(tmpParent, 'kiln-bench');
   const tmp = mkdtempSync(path.join(tmpParent, `kiln-bench-${process.pid}-`));
+  const usedFixtures: string[] = [];
   const cleanup = (): void => {
+    for (const f of usedFixtures) FIXTURES[f].teardown?.();
     if (!opts.keep) removeTree(tmp);
   };
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -242,7 +249,6 @@ async function main(): Promise<number> {
   };
   const rows: Row[] = [];
   const fixtureState = new Map<string, Promise<void>>();
-  const usedFixtures: string[] = [];
   try {
     for (const entry of entries) {
       const row: Row = { entry };
