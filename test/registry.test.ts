@@ -3,17 +3,25 @@
  * docker-registry) with skopeo and podman as oracles: kiln push is readable by skopeo and
  * podman, kiln pull reads what kiln and podman pushed (same image IDs), and failed pulls
  * (unknown tag, corrupt blob, a registry answering 500) are clear errors that store nothing.
+ * Fronts in this file add auth, blob redirects to another origin and token expiry mid-upload.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { KILN, podmanIn, requireTool, run, type Sandbox } from './helpers/env';
 import { BASE, baseSandbox, teardown } from './helpers/build-e2e';
 import { sandbox } from './helpers/env';
 import { registryBlobPath, startRegistry, type TestRegistry } from './helpers/registry';
+import { hostOptionsFor } from '../src/registry/host-options';
+import { RegistryClient } from '../src/registry/client';
+import { getManifest } from '../src/registry/manifests';
+import { uploadBlob } from '../src/registry/blobs';
+import type { Digest } from '../src/util/digest';
 
 let reg: TestRegistry;
 let sb: Sandbox;
@@ -214,6 +222,165 @@ test('Bearer token auth: the token comes from the realm with Basic credentials a
     assert.equal(r.stdout.trim(), imageID(sb, BASE));
     assert.ok(scopes.includes('repository:kiln/busybox:pull'), scopes.join(' '));
   } finally {
+    server.close();
+  }
+});
+
+/**
+ * Forwards a request to the test registry, answering `res` with what it says. The Host header
+ * is kept, so that the registry's absolute upload Locations point back at the front.
+ */
+function forward(req: http.IncomingMessage, res: http.ServerResponse, pathname = req.url!): void {
+  const [rhost, rport] = reg.host.split(':') as [string, string];
+  const headers = { ...req.headers };
+  delete headers.authorization;
+  const up = http.request({ host: rhost, port: Number(rport), method: req.method, path: pathname, headers }, (ur) => {
+    res.writeHead(ur.statusCode!, ur.headers);
+    ur.pipe(res);
+  });
+  req.pipe(up);
+}
+
+/**
+ * A registry front that wants Basic alice:open-sesame and answers blob GETs with 307 to
+ * /redirected/… on itself, which answers 307 to a "storage" server on 127.0.0.2 (another origin)
+ * that serves the blob; `storageAuth` records the Authorization each storage request carried.
+ */
+async function redirectingRegistry(): Promise<{ port: number; storageAuth: (string | undefined)[]; close(): void }> {
+  const storageAuth: (string | undefined)[] = [];
+  const storage = http.createServer((req, res) => {
+    storageAuth.push(req.headers.authorization);
+    forward(req, res, req.url!.replace(/^\/store/, ''));
+  });
+  await new Promise<void>((r) => storage.listen(0, '127.0.0.2', () => r()));
+  const sport = (storage.address() as { port: number }).port;
+  const front = http.createServer((req, res) => {
+    if (req.headers.authorization !== `Basic ${Buffer.from('alice:open-sesame').toString('base64')}`) {
+      req.resume();
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="kiln-test"', 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url!)) {
+      req.resume();
+      // relative first (resolved against this URL), then absolute to another origin
+      res.writeHead(307, { location: req.url!.startsWith('/redirected/') ? `http://127.0.0.2:${sport}/store${req.url!.slice('/redirected'.length)}` : `/redirected${req.url}` });
+      res.end();
+      return;
+    }
+    forward(req, res);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (front.address() as { port: number }).port,
+    storageAuth,
+    close() {
+      front.close();
+      storage.close();
+    },
+  };
+}
+
+test('blob GETs follow 307 redirects to another host, which gets no Authorization', async () => {
+  const fake = await redirectingRegistry();
+  try {
+    const other = fresh();
+    const r = await kilnAsync(other, ['pull', '--creds', 'alice:open-sesame', `127.0.0.1:${fake.port}/kiln/busybox:1`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), imageID(sb, BASE));
+    assert.ok(fake.storageAuth.length >= 2, `config and layers came from the storage host (${fake.storageAuth.length} requests)`);
+    assert.deepEqual(fake.storageAuth.filter((a) => a !== undefined), [], 'no Authorization sent to the storage host');
+  } finally {
+    fake.close();
+  }
+});
+
+test('pull finds credentials stored under a repository key of auth.json', async () => {
+  const fake = await redirectingRegistry();
+  try {
+    const other = fresh();
+    const authfile = path.join(other.dir, 'auth.json');
+    const auth = Buffer.from('alice:open-sesame').toString('base64');
+    fs.writeFileSync(authfile, JSON.stringify({ auths: { [`127.0.0.1:${fake.port}/kiln/busybox`]: { auth }, [`127.0.0.1:${fake.port}`]: { auth: Buffer.from('alice:wrong').toString('base64') } } }));
+    const r = await kilnAsync(other, ['pull', '--authfile', authfile, `127.0.0.1:${fake.port}/kiln/busybox:1`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), imageID(sb, BASE));
+  } finally {
+    fake.close();
+  }
+});
+
+test('hostOptionsFor looks Docker Hub credentials up as docker.io, per repository', () => {
+  const dir = fs.mkdtempSync(path.join(sb.dir, 'auth-'));
+  const authfile = path.join(dir, 'auth.json');
+  const enc = (s: string) => Buffer.from(s).toString('base64');
+  fs.writeFileSync(authfile, JSON.stringify({ auths: { 'docker.io': { auth: enc('hub:1') }, 'docker.io/team/app': { auth: enc('team:2') } } }));
+  const opts = hostOptionsFor({ authfile });
+  assert.deepEqual(opts('registry-1.docker.io', 'docker.io/library/alpine').credentials, { username: 'hub', password: '1' });
+  assert.deepEqual(opts('registry-1.docker.io', 'docker.io/team/app').credentials, { username: 'team', password: '2' });
+  assert.deepEqual(opts('registry-1.docker.io').credentials, { username: 'hub', password: '1' });
+});
+
+test('a manifest by a digest other than sha256 is refused as unverifiable', async () => {
+  const client = new RegistryClient(reg.host, { tlsVerify: true, insecureHttp: false });
+  try {
+    await assert.rejects(getManifest(client, 'kiln/busybox', `sha512:${'a'.repeat(128)}`), (e: Error & { code?: string }) => e.code === 'E_INVALID_REFERENCE' && /sha512.*not supported/.test(e.message));
+  } finally {
+    await client.close();
+  }
+});
+
+test('a token that expires during a streamed blob PUT restarts the upload, or fails clearly without a fresh stream', async () => {
+  let issued = 0;
+  let valid = '';
+  let expireNextPut = true;
+  const server = http.createServer((req, res) => {
+    const port = (server.address() as { port: number }).port;
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/token') {
+      valid = `tok-${++issued}`;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token: valid }));
+      return;
+    }
+    const challenge = () => {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="test"`, 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}');
+    };
+    if (req.headers.authorization !== `Bearer ${valid}`) {
+      req.resume();
+      req.on('end', challenge);
+      return;
+    }
+    if (req.method === 'PUT' && expireNextPut && Number(req.headers['content-length'] ?? 0) > 0) {
+      expireNextPut = false;
+      valid = 'expired';
+      req.resume();
+      req.on('end', challenge);
+      return;
+    }
+    forward(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const client = new RegistryClient(`127.0.0.1:${port}`, { tlsVerify: true, insecureHttp: false });
+  try {
+    const bytes = Buffer.from(`blob ${Date.now()} ${'x'.repeat(100_000)}`);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+    let reopened = 0;
+    await uploadBlob(client, 'kiln/expiry', Readable.from([bytes]), digest, bytes.length, 'test blob', () => {
+      reopened++;
+      return Readable.from([bytes]);
+    });
+    assert.equal(reopened, 1);
+    assert.equal((await fetch(`http://${reg.host}/v2/kiln/expiry/blobs/${digest}`, { method: 'HEAD' })).status, 200);
+
+    expireNextPut = true;
+    const more = Buffer.concat([bytes, Buffer.from('more')]);
+    const d2 = `sha256:${createHash('sha256').update(more).digest('hex')}` as Digest;
+    await assert.rejects(uploadBlob(client, 'kiln/expiry', Readable.from([more]), d2, more.length, 'test blob 2'), /test blob 2: the registry token expired during the upload; retry/);
+  } finally {
+    await client.close();
     server.close();
   }
 });

@@ -12,7 +12,7 @@ import { KilnError } from '../errors';
 import type { Descriptor } from '../image/oci';
 import { HashCounter, checkExpected } from '../util/blobfile';
 import type { Digest } from '../util/digest';
-import { responseHeader, type RegistryClient } from './client';
+import { AuthRetryError, responseHeader, type RegistryClient } from './client';
 
 /** Blobs larger than this are uploaded in PATCH chunks of this size. */
 export const CHUNK_SIZE = 64 << 20;
@@ -95,13 +95,19 @@ function withDigest(loc: URL, digest: Digest): URL {
 
 /** Reads up to `n` bytes from an async iterator of chunks, keeping the rest in `carry`. */
 async function take(it: AsyncIterator<Buffer>, carry: { buf: Buffer; done: boolean }, n: number): Promise<Buffer> {
-  while (carry.buf.length < n && !carry.done) {
+  const pieces: Buffer[] = carry.buf.length > 0 ? [carry.buf] : [];
+  let have = carry.buf.length;
+  while (have < n && !carry.done) {
     const r = await it.next();
     if (r.done) carry.done = true;
-    else carry.buf = Buffer.concat([carry.buf, r.value]);
+    else {
+      pieces.push(r.value);
+      have += r.value.length;
+    }
   }
-  const out = carry.buf.subarray(0, n);
-  carry.buf = carry.buf.subarray(out.length);
+  const all = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, have);
+  const out = all.subarray(0, n);
+  carry.buf = all.subarray(out.length);
   return out;
 }
 
@@ -110,8 +116,37 @@ async function take(it: AsyncIterator<Buffer>, carry: { buf: Buffer; done: boole
  * `stream`; larger ones in PATCH chunks of CHUNK_SIZE, then a closing PUT. The bytes are hashed
  * on the way and checked against `digest`/`size` (E_DIGEST_MISMATCH / E_SIZE_MISMATCH); the
  * registry checks the digest too.
+ *
+ * When the registry token expires while the stream is being sent (client.ts AuthRetryError),
+ * the upload starts over (new POST) with `reopen()`'s fresh stream, once; without `reopen` it
+ * fails with E_TRANSPORT "token expired during upload; retry".
  */
-export async function uploadBlob(client: RegistryClient, repo: string, stream: Readable, digest: Digest, size: number, what: string): Promise<void> {
+export async function uploadBlob(
+  client: RegistryClient,
+  repo: string,
+  stream: Readable,
+  digest: Digest,
+  size: number,
+  what: string,
+  reopen?: () => Readable,
+): Promise<void> {
+  let src = stream;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await uploadOnce(client, repo, src, digest, size, what);
+      return;
+    } catch (e) {
+      if (!(e instanceof AuthRetryError)) throw e;
+      src.destroy();
+      if (reopen === undefined || attempt >= 2) {
+        throw new KilnError('E_TRANSPORT', `${what}: the registry token expired during the upload; retry`, { cause: e, hint: 'run the command again' });
+      }
+      src = reopen();
+    }
+  }
+}
+
+async function uploadOnce(client: RegistryClient, repo: string, stream: Readable, digest: Digest, size: number, what: string): Promise<void> {
   const scope = `repository:${repo}:pull,push`;
   let loc = await startUpload(client, repo);
   const counter = new HashCounter(size, what);

@@ -10,9 +10,17 @@
  *  - Auth: a 401 with a WWW-Authenticate challenge is answered once per request: Bearer fetches
  *    a token from the realm (service, scope; Basic credentials when given), cached per scope;
  *    Basic sends the credentials. Error messages never contain credentials or tokens.
- *  - Retries: a request whose body can be replayed (none or a Buffer) is retried on 5xx and on
- *    connection errors (ECONNRESET, ECONNREFUSED, …): 3 attempts in all, backing off 200 ms,
- *    then 400 ms. The last failure is E_TRANSPORT naming method, URL and status.
+ *    Authorization is sent only to the registry's own origin (not to an upload Location on
+ *    another host, nor to redirect targets); a plain-http token realm of an https registry is
+ *    refused. A 401 to a request whose streamed body was already sent fetches a new token and
+ *    throws AuthRetryError: the caller restarts with a fresh stream.
+ *  - Retries: an idempotent request (GET, HEAD, or `idempotent`, e.g. manifest PUT) whose body
+ *    can be replayed (none or a Buffer) is retried on 5xx and on connection errors (ECONNRESET,
+ *    ECONNREFUSED, …): 3 attempts in all, backing off 200 ms, then 400 ms. The last failure is
+ *    E_TRANSPORT naming method, URL and status. POST and PATCH are never retried.
+ *  - Redirects: GET and HEAD follow up to 5 redirects (3xx with Location, resolved against the
+ *    URL that answered). A target on another origin (blob storage) gets the request without
+ *    Authorization and without the registry's token or retry handling.
  *  - Every response returned has an unconsumed body the caller must consume or destroy.
  */
 import * as fs from 'node:fs';
@@ -43,9 +51,24 @@ export interface RequestOptions {
   body?: Buffer | Readable;
   /** The token scope this request needs, e.g. "repository:library/busybox:pull". */
   scope?: string;
+  /** Whether 5xx answers and connection errors may be retried; default: GET and HEAD only. */
+  idempotent?: boolean;
+}
+
+/**
+ * Thrown when a request with a streamed (non-replayable) body was answered 401 and a fresh token
+ * has been fetched: the operation must be restarted with a new stream (blobs.ts uploadBlob).
+ */
+export class AuthRetryError extends KilnError {
+  constructor(message: string) {
+    super('E_TRANSPORT', message, { hint: 'the registry token expired during the upload; retry' });
+  }
 }
 
 const ATTEMPTS = 3;
+/** Redirect hops followed by GET and HEAD. */
+const REDIRECTS = 5;
+const REDIRECT_CODES = new Set([301, 302, 303, 307, 308]);
 const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 /** Whether a host is reached over plain http regardless of flags. */
@@ -109,19 +132,53 @@ export class RegistryClient {
   }
 
   /**
-   * Sends one request, handling auth challenges and retries (module comment). Non-2xx answers
-   * are returned, not thrown; `fail` turns them into errors.
+   * Sends one request, handling auth challenges, retries and redirects (module comment).
+   * Non-2xx answers are returned, not thrown; `fail` turns them into errors.
    */
   async request(method: string, target: string | URL, o: RequestOptions = {}): Promise<RegistryResponse> {
-    let url = typeof target === 'string' ? this.url(target) : target;
+    const url = typeof target === 'string' ? this.url(target) : target;
+    let res = await this.requestRegistry(method, url, o);
+    if (method !== 'GET' && method !== 'HEAD') return res;
+    for (let hop = 0; REDIRECT_CODES.has(res.statusCode); hop++) {
+      const loc = header(res.headers, 'location');
+      if (loc === undefined) return res;
+      await res.body.dump();
+      const next = new URL(loc, res.url);
+      if (hop >= REDIRECTS) throw new KilnError('E_TRANSPORT', `${method} ${this.show(url)}: more than ${REDIRECTS} redirects`);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new KilnError('E_TRANSPORT', `${method} ${this.show(url)}: redirected to unsupported URL scheme ${next.protocol}`);
+      }
+      res = next.origin === this.base.origin ? await this.requestRegistry(method, next, o) : await this.sendElsewhere(method, next, o);
+    }
+    return res;
+  }
+
+  /** One request to another origin (a redirect target): no Authorization, no auth or retry handling. */
+  private async sendElsewhere(method: string, url: URL, o: RequestOptions): Promise<RegistryResponse> {
+    const headers: Record<string, string> = { 'user-agent': 'kiln' };
+    for (const [k, v] of Object.entries(o.headers ?? {})) if (k.toLowerCase() !== 'authorization') headers[k] = v;
+    try {
+      const r = await this.agent.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: method as 'GET', headers });
+      return { statusCode: r.statusCode, headers: r.headers, body: r.body, url };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      throw new KilnError('E_TRANSPORT', `${method} ${this.show(url)} (redirected by ${this.host}): ${(e as Error).message}${code ? ` (${code})` : ''}`, { cause: e });
+    }
+  }
+
+  /** One request to the registry (or an upload URL it named), with auth challenges and retries. */
+  private async requestRegistry(method: string, target: URL, o: RequestOptions): Promise<RegistryResponse> {
+    let url = target;
     let authed = false;
+    const replayable = !(o.body && !Buffer.isBuffer(o.body));
+    const retry = replayable && (o.idempotent ?? (method === 'GET' || method === 'HEAD'));
     for (let attempt = 1; ; attempt++) {
       let res: RegistryResponse;
       try {
         res = await this.send(method, url, o);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? '';
-        if (this.fallback && url.origin === this.base.origin && (!o.body || Buffer.isBuffer(o.body))) {
+        if (this.fallback && url.origin === this.base.origin && replayable) {
           // --tls-verify=false: this registry may speak plain http
           this.fallback = false;
           this.base = new URL(`http://${this.host}`);
@@ -129,8 +186,7 @@ export class RegistryClient {
           attempt--;
           continue;
         }
-        const replayable = !(o.body && !Buffer.isBuffer(o.body));
-        if (replayable && RETRY_CODES.has(code) && attempt < ATTEMPTS) {
+        if (retry && RETRY_CODES.has(code) && attempt < ATTEMPTS) {
           await sleep(100 * 2 ** attempt);
           continue;
         }
@@ -143,17 +199,21 @@ export class RegistryClient {
         });
       }
       this.fallback = false;
-      if (res.statusCode === 401 && !authed) {
+      if (res.statusCode === 401 && !authed && url.origin === this.base.origin) {
         const challenge = header(res.headers, 'www-authenticate');
         await res.body.dump();
         if (challenge !== undefined && (await this.authenticate(challenge, o.scope))) {
+          if (!replayable) {
+            // the streamed body is gone: the caller must start over with a fresh stream
+            throw new AuthRetryError(`${method} ${this.show(url)}: the registry asked for authentication again after the request body was sent`);
+          }
           authed = true;
           attempt--;
           continue;
         }
         throw await this.fail(method, url, { ...res, statusCode: 401 }, 'authentication required');
       }
-      if (res.statusCode >= 500 && attempt < ATTEMPTS && !(o.body && !Buffer.isBuffer(o.body))) {
+      if (res.statusCode >= 500 && attempt < ATTEMPTS && retry) {
         await res.body.dump();
         await sleep(100 * 2 ** attempt);
         continue;
@@ -162,9 +222,10 @@ export class RegistryClient {
     }
   }
 
+  /** Sends once; Authorization goes only to the registry's own origin. */
   private async send(method: string, url: URL, o: RequestOptions): Promise<RegistryResponse> {
     const headers: Record<string, string> = { 'user-agent': 'kiln', ...o.headers };
-    const auth = this.authHeader(o.scope);
+    const auth = url.origin === this.base.origin ? this.authHeader(o.scope) : undefined;
     if (auth !== undefined) headers['authorization'] = auth;
     const r = await this.agent.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: method as 'GET', headers, body: o.body ?? null });
     return { statusCode: r.statusCode, headers: r.headers, body: r.body, url };
@@ -188,7 +249,20 @@ export class RegistryClient {
       return true;
     }
     if (scheme !== 'bearer' || params['realm'] === undefined) return false;
-    const realm = new URL(params['realm']);
+    let realm: URL;
+    try {
+      realm = new URL(params['realm']);
+    } catch {
+      throw new KilnError('E_TRANSPORT', `${this.host}: the registry sent an invalid token realm ${JSON.stringify(params['realm'])}`);
+    }
+    if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
+      throw new KilnError('E_TRANSPORT', `${this.host}: unsupported token realm scheme ${realm.protocol}`);
+    }
+    if (realm.protocol === 'http:' && this.base.protocol === 'https:') {
+      throw new KilnError('E_TRANSPORT', `${this.host}: refusing to get a token over plain http from ${realm.origin} for an https registry`, {
+        hint: 'the registry\'s WWW-Authenticate realm must be an https URL',
+      });
+    }
     const q = new URLSearchParams();
     if (params['service'] !== undefined) q.set('service', params['service']);
     for (const s of (scope ?? params['scope'] ?? '').split(' ').filter(Boolean)) q.append('scope', s);
@@ -245,7 +319,8 @@ export class RegistryClient {
       return new KilnError('E_IMAGE_UNKNOWN', `${notFound}${detail ? ` (${detail})` : ''}`);
     }
     const msg = `${method} ${this.show(url)}: HTTP ${res.statusCode}${what ? ` (${what})` : ''}${detail ? `: ${detail}` : ''}`;
-    return new KilnError('E_TRANSPORT', res.statusCode >= 500 ? `${msg} after ${ATTEMPTS} attempts` : msg, {
+    const retried = method === 'GET' || method === 'HEAD' || (method === 'PUT' && url.pathname.includes('/manifests/'));
+    return new KilnError('E_TRANSPORT', res.statusCode >= 500 && retried ? `${msg} after ${ATTEMPTS} attempts` : msg, {
       ...(res.statusCode === 401 || res.statusCode === 403 ? { hint: 'check the credentials (--creds or --authfile) and that they grant access' } : {}),
     });
   }

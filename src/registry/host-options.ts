@@ -23,13 +23,20 @@ export function tlsVerifyFlag(v: boolean | string | undefined): boolean {
   return !/^(false|0|no)$/i.test(v);
 }
 
-/** A hostOptions function (transports/docker.ts RegistryOptions) for these flags. */
-export function hostOptionsFor(flags: RegistryFlags): (host: string) => RegistryHostOptions {
+/**
+ * A hostOptions function (transports/docker.ts RegistryOptions) for these flags. `ref` is the
+ * repository asked for (`docker.io/library/busybox`, `host:port/ns/repo`): credentials and
+ * registries.conf settings are looked up for it, so per-repository auth.json keys match; the
+ * Docker Hub API host registry-1.docker.io is looked up as docker.io.
+ */
+export function hostOptionsFor(flags: RegistryFlags): (host: string, ref?: string) => RegistryHostOptions {
   const verify = tlsVerifyFlag(flags.tlsVerify);
-  return (host: string) => {
-    const conf = registryFor(`${host}/x`);
+  return (host: string, ref?: string) => {
+    const name = host === 'registry-1.docker.io' ? 'docker.io' : host;
+    const repo = ref !== undefined ? ref.replace(/^registry-1\.docker\.io(?=\/|$)/, 'docker.io') : undefined;
+    const conf = registryFor(repo !== undefined && repo.includes('/') ? repo : `${name}/x`);
     const insecure = !verify || conf.insecure;
-    const credentials = resolveAuth(host, { ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) });
+    const credentials = resolveAuth(repo ?? name, { ...(flags.authfile !== undefined ? { authfile: flags.authfile } : {}), ...(flags.creds !== undefined ? { creds: flags.creds } : {}) });
     return {
       tlsVerify: !insecure,
       insecureHttp: insecure,

@@ -4,7 +4,8 @@
  * getManifest asks for every OCI and Docker schema2 manifest and index type. The digest it
  * returns is always sha256 of the bytes received; when the reference is a digest the bytes must
  * hash to it, and when the registry sends Docker-Content-Digest it must match too
- * (E_DIGEST_MISMATCH otherwise). A 404 is E_IMAGE_UNKNOWN naming the image.
+ * (E_DIGEST_MISMATCH otherwise); a digest of another algorithm than sha256 is refused
+ * (E_INVALID_REFERENCE) since it could not be verified. A 404 is E_IMAGE_UNKNOWN naming the image.
  */
 import { KilnError } from '../errors';
 import { MT } from '../image/oci';
@@ -19,8 +20,16 @@ export const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, 
 
 /** Fetches and verifies a manifest or index by tag or digest. */
 export async function getManifest(client: RegistryClient, repo: string, reference: string): Promise<ManifestBlob> {
+  const byDigest = reference.includes(':');
+  const name = `${client.host}/${repo}${byDigest ? '@' : ':'}${reference}`;
+  if (byDigest && !/^sha256:[0-9a-f]{64}$/.test(reference)) {
+    const algo = reference.slice(0, reference.indexOf(':'));
+    throw new KilnError(
+      'E_INVALID_REFERENCE',
+      algo === 'sha256' ? `${name}: invalid sha256 digest (want 64 lowercase hex digits)` : `${name}: digest algorithm ${JSON.stringify(algo)} is not supported (only sha256 can be verified)`,
+    );
+  }
   const url = client.url(`/v2/${repo}/manifests/${reference}`);
-  const name = `${client.host}/${repo}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`;
   const res = await client.request('GET', url, { headers: { accept: MANIFEST_ACCEPT }, scope: `repository:${repo}:pull` });
   if (res.statusCode !== 200) throw await client.fail('GET', url, res, 'manifest', `${name}: manifest unknown: no such image in the registry`);
   const len = Number(responseHeader(res.headers, 'content-length') ?? 0);
@@ -31,7 +40,7 @@ export async function getManifest(client: RegistryClient, repo: string, referenc
   const bytes = Buffer.from(await res.body.arrayBuffer());
   if (bytes.length > MAX_MANIFEST) throw new KilnError('E_BAD_MANIFEST', `${name}: manifest larger than the ${MAX_MANIFEST} bytes allowed`);
   const digest = sha256(bytes);
-  if (reference.startsWith('sha256:') && digest !== reference) {
+  if (byDigest && digest !== reference) {
     throw new KilnError('E_DIGEST_MISMATCH', `${name}: manifest digest mismatch: expected ${reference}, got ${digest}`, { hint: 'the registry served corrupt data; nothing was stored' });
   }
   const claimed = responseHeader(res.headers, 'docker-content-digest');
@@ -57,7 +66,7 @@ export async function getManifest(client: RegistryClient, repo: string, referenc
 /** Uploads a manifest under a tag or its digest; returns the digest the registry reports. */
 export async function putManifest(client: RegistryClient, repo: string, reference: string, m: ManifestBlob): Promise<Digest> {
   const url = client.url(`/v2/${repo}/manifests/${reference}`);
-  const res = await client.request('PUT', url, { headers: { 'content-type': m.mediaType }, body: m.bytes, scope: `repository:${repo}:pull,push` });
+  const res = await client.request('PUT', url, { headers: { 'content-type': m.mediaType }, body: m.bytes, scope: `repository:${repo}:pull,push`, idempotent: true });
   if (res.statusCode !== 201 && res.statusCode !== 200 && res.statusCode !== 202) throw await client.fail('PUT', url, res, 'manifest');
   await res.body.dump();
   return ((responseHeader(res.headers, 'docker-content-digest') as Digest | undefined) ?? m.digest);

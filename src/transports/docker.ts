@@ -34,8 +34,11 @@ export interface PlatformWanted {
 }
 
 export interface RegistryOptions {
-  /** Connection settings per registry host; default: TLS verified, no credentials. */
-  hostOptions?: (host: string) => RegistryHostOptions;
+  /**
+   * Connection settings per registry host; default: TLS verified, no credentials. `ref` is the
+   * repository (`docker.io/library/busybox`, `host:port/ns/repo`) for credential lookup.
+   */
+  hostOptions?: (host: string, ref: string) => RegistryHostOptions;
   platform?: PlatformWanted;
   /** Receives podman-style progress lines ("Copying blob sha256:…"). */
   log?: (line: string) => void;
@@ -133,7 +136,7 @@ class RegistryDestination implements ImageDestination {
     const dir = fs.mkdtempSync(`${os.tmpdir()}/kiln-push-`);
     try {
       const t = await writeVerifiedTemp(stream, dir, { ...expected, what });
-      await uploadBlob(this.client, this.ref.repo, fs.createReadStream(t.tmpPath), t.digest, t.size, what);
+      await uploadBlob(this.client, this.ref.repo, fs.createReadStream(t.tmpPath), t.digest, t.size, what, () => fs.createReadStream(t.tmpPath));
       this.known.add(t.digest);
       return { digest: t.digest, size: t.size };
     } finally {
@@ -187,7 +190,8 @@ export class DockerReference implements ImageReference {
   }
 
   private client(): RegistryClient {
-    return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host));
+    const host = this.host === 'registry-1.docker.io' ? 'docker.io' : this.host;
+    return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host, `${host}/${this.repo}`));
   }
 
   async newSource(): Promise<ImageSource> {
