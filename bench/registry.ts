@@ -19,13 +19,13 @@
  * untimed and checked (the registry or store must hold the image afterwards), so a failing
  * side is reported in the row while the other side is still timed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
+import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BenchContext, BenchEntry, Fixture, Measured } from './run';
 import { run } from './lib';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry';
 
 const GROUP = 'registry';
 const FIXTURE = 'registry';
@@ -44,10 +44,10 @@ function registryRuns(): number {
 
 /** Paths of the fixture, all below the bench run's temp dir (no spaces). */
 interface RegistryLayout {
+  /** where the registry's config, log and storage go (test/helpers/registry.ts) */
+  registryDir: string;
   /** distribution's storage root; removing STORAGE/docker empties the registry. */
   storage: string;
-  config: string;
-  log: string;
   context: string;
   /** The kiln store holding IMAGE, the push source. */
   srcRoot: string;
@@ -65,9 +65,8 @@ interface RegistryLayout {
 function layoutOf(tmp: string): RegistryLayout {
   const p = (n: string): string => path.join(tmp, n);
   return {
-    storage: p('reg-data'),
-    config: p('reg-config.yml'),
-    log: p('reg.log'),
+    registryDir: p('reg'),
+    storage: p('reg/data'),
     context: p('reg-ctx'),
     srcRoot: p('reg-src'),
     srcRunroot: p('rg-src'),
@@ -79,43 +78,11 @@ function layoutOf(tmp: string): RegistryLayout {
   };
 }
 
-interface Running { host: string; child: ChildProcess }
-let registry: Running | undefined;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Start docker-registry on a free port; resolves once GET /v2/ answers 200. */
-async function startRegistry(l: RegistryLayout): Promise<Running> {
-  const host = `127.0.0.1:${await freePort()}`;
-  writeFileSync(l.config, ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${l.storage}`,
-    '  delete:', '    enabled: true', 'http:', `  addr: ${host}`, ''].join('\n'));
-  const out = openSync(l.log, 'w');
-  const child = spawn('docker-registry', ['serve', l.config], { stdio: ['ignore', out, out] });
-  closeSync(out);
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(() => r(undefined), 100))]);
-    if (failed) throw new Error(`docker-registry: ${failed.message} (Debian package docker-registry)`);
-    if (child.exitCode !== null) throw new Error(`docker-registry exited ${child.exitCode}: ${readFileSync(l.log, 'utf8').trim()}`);
-    if (await fetch(`http://${host}/v2/`).then((r) => r.status === 200, () => false)) return { host, child };
-  }
-  child.kill('SIGKILL');
-  throw new Error(`docker-registry did not answer on ${host}: ${readFileSync(l.log, 'utf8').trim()}`);
-}
+let registry: TestRegistry | undefined;
 
 /** Stop the registry started by the fixture, if any (synchronous: also used on signals). */
 function stopRegistry(): void {
-  if (registry && registry.child.exitCode === null && registry.child.signalCode === null) registry.child.kill('SIGTERM');
+  registry?.kill();
   registry = undefined;
 }
 
@@ -167,8 +134,7 @@ export const REGISTRY_FIXTURES: Record<string, Fixture> = {
       run(ctx.kiln, [...src, 'push', '-q', IMAGE, `oci:${l.ociSource}`], { env: ctx.env });
       writeFileSync(l.resetScript, resetScriptText(l));
       chmodSync(l.resetScript, 0o755);
-      mkdirSync(l.storage, { recursive: true });
-      registry = await startRegistry(l);
+      registry = await startRegistry({ dir: l.registryDir });
       ctx.log(`fixture registry: docker-registry on ${registry.host}`);
     },
     teardown: stopRegistry,
