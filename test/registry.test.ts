@@ -246,10 +246,12 @@ function forward(req: http.IncomingMessage, res: http.ServerResponse, pathname =
  * /redirected/… on itself, which answers 307 to a "storage" server on 127.0.0.2 (another origin)
  * that serves the blob; `storageAuth` records the Authorization each storage request carried.
  */
-async function redirectingRegistry(): Promise<{ port: number; storageAuth: (string | undefined)[]; close(): void }> {
+async function redirectingRegistry(): Promise<{ port: number; storageAuth: (string | undefined)[]; storagePaths: string[]; close(): void }> {
   const storageAuth: (string | undefined)[] = [];
+  const storagePaths: string[] = [];
   const storage = http.createServer((req, res) => {
     storageAuth.push(req.headers.authorization);
+    storagePaths.push(req.url!);
     forward(req, res, req.url!.replace(/^\/store/, ''));
   });
   await new Promise<void>((r) => storage.listen(0, '127.0.0.2', () => r()));
@@ -274,6 +276,7 @@ async function redirectingRegistry(): Promise<{ port: number; storageAuth: (stri
   return {
     port: (front.address() as { port: number }).port,
     storageAuth,
+    storagePaths,
     close() {
       front.close();
       storage.close();
@@ -288,7 +291,9 @@ test('blob GETs follow 307 redirects to another host, which gets no Authorizatio
     const r = await kilnAsync(other, ['pull', '--creds', 'alice:open-sesame', `127.0.0.1:${fake.port}/kiln/busybox:1`]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), imageID(sb, BASE));
-    assert.ok(fake.storageAuth.length >= 2, `config and layers came from the storage host (${fake.storageAuth.length} requests)`);
+    const blobs = new Set(fake.storagePaths.map((p) => /\/blobs\/(sha256:[0-9a-f]{64})/.exec(p)?.[1]).filter((d) => d !== undefined));
+    assert.ok(blobs.has(`sha256:${imageID(sb, BASE)}`), `the config blob came from the storage host (${[...blobs].join(', ')})`);
+    assert.ok(blobs.size >= 2, `the layer blob came from the storage host too (${[...blobs].join(', ')})`);
     assert.deepEqual(fake.storageAuth.filter((a) => a !== undefined), [], 'no Authorization sent to the storage host');
   } finally {
     fake.close();

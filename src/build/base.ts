@@ -5,7 +5,7 @@
  */
 import { KilnError } from '../errors';
 import { parseConfig, parseManifest } from '../image/manifest';
-import { goArch } from '../engine/import';
+import { goArch } from '../image/platform';
 import type { Store } from '../store/store';
 import type { ImageRecord } from '../store/images';
 import type { Lease } from '../store/lease';

@@ -15,7 +15,7 @@ import { KilnError } from '../errors';
 import type { EngineContext } from '../engine/context';
 import type { ImageRecord } from '../store/images';
 import { normalizeName } from '../image/reference';
-import { goArch } from '../engine/import';
+import { goArch } from '../image/platform';
 import { loadPlan } from './frontend';
 import { IgnoreMatcher, ignoreFileCandidates, parseIgnoreFile } from './frontend/ignore';
 import type { BuildPlan, Stage } from './frontend/types';

@@ -10,6 +10,7 @@ import { KilnError } from '../errors';
 import { MT, type ImageConfig, type Manifest } from '../image/oci';
 import { applyChanges } from '../image/changes';
 import { normalizeName } from '../image/reference';
+import { goArch } from '../image/platform';
 import type { ImageRecord } from '../store/images';
 import type { EngineContext } from './context';
 
@@ -21,9 +22,7 @@ export interface ImportOptions {
   message?: string;
 }
 
-export function goArch(): string {
-  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', ia32: '386' } as Record<string, string>)[process.arch] ?? process.arch;
-}
+export { goArch };
 
 /**
  * The tarball as a file the worker pool can read: the path itself, or standard input spooled

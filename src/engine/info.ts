@@ -2,7 +2,7 @@
 import * as os from 'node:os';
 import { VERSION } from '../version';
 import { cgroupMode, chooseRuntime, findExecutable } from '../runtime/detect';
-import { goArch } from './import';
+import { goArch } from '../image/platform';
 import type { EngineContext } from './context';
 
 export interface VersionInfo {

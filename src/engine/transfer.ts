@@ -16,7 +16,7 @@ import { DockerArchiveReference } from '../transports/docker-archive';
 import { OciArchiveReference } from '../transports/oci-archive';
 import { OciLayoutReference } from '../transports/oci-layout';
 import { DirReference } from '../transports/dir';
-import { DockerReference, type RegistryOptions } from '../transports/docker';
+import type { RegistryOptions } from '../transports/docker';
 import { copyLayersParallel } from '../registry/parallel';
 import type { ImageDestination, ImageReference, SourceImage } from '../transports/types';
 import type { EngineContext } from './context';
@@ -109,7 +109,7 @@ export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<
   const destRef = parseImageReference(opts.destination, opts.registry ? { registry: opts.registry } : {});
   if (destRef.transport === 'kiln-storage') throw new KilnError('E_INVALID_ARGUMENT', `push: ${opts.destination} names the local store; use \`kiln tag\``);
   const names = nameFor(img, opts.image);
-  if (!(destRef instanceof DockerReference)) {
+  if (destRef.transport !== 'docker') {
     await copyAll(ctx, [{ img, names }], await destRef.newDestination(), destRef.toString());
     return;
   }

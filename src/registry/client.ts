@@ -23,10 +23,9 @@
  *    Authorization and without the registry's token or retry handling.
  *  - Every response returned has an unconsumed body the caller must consume or destroy.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { registryTls } from './tls';
 import { KilnError } from '../errors';
 
 export type Credentials = { username: string; password: string } | { identitytoken: string };
@@ -77,22 +76,6 @@ export function isLocalHost(host: string): boolean {
   return name === 'localhost' || name === '127.0.0.1' || name === '[::1]';
 }
 
-function loadCAs(host: string, certDir: string | undefined): Buffer[] | undefined {
-  const dirs = certDir !== undefined ? [certDir] : [path.join('/etc/containers/certs.d', host), path.join('/etc/docker/certs.d', host)];
-  const out: Buffer[] = [];
-  for (const d of dirs) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(d);
-    } catch (e) {
-      if (certDir !== undefined) throw new KilnError('E_INVALID_ARGUMENT', `--cert-dir ${certDir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      continue;
-    }
-    for (const n of names.sort()) if (n.endsWith('.crt')) out.push(fs.readFileSync(path.join(d, n)));
-  }
-  return out.length > 0 ? out : undefined;
-}
-
 /** Parses `Bearer realm="…",service="…"` into scheme and parameters. */
 export function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
   const m = /^\s*(\S+)\s*(.*)$/.exec(h) ?? ['', '', ''];
@@ -122,8 +105,8 @@ export class RegistryClient {
     const scheme = isLocalHost(host) ? 'http' : 'https';
     this.base = new URL(`${scheme}://${host}`);
     this.fallback = scheme === 'https' && opts.insecureHttp;
-    const ca = scheme === 'https' ? loadCAs(host, opts.certDir) : undefined;
-    this.agent = new Agent({ connect: { rejectUnauthorized: opts.tlsVerify, ...(ca ? { ca } : {}) }, connections: 8 });
+    const connect = scheme === 'https' ? registryTls(host, opts.certDir, opts.tlsVerify) : { rejectUnauthorized: opts.tlsVerify };
+    this.agent = new Agent({ connect, connections: 8 });
   }
 
   /** A URL for an API path ("/v2/…") or a Location header value (relative or absolute). */

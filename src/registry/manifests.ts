@@ -9,7 +9,7 @@
  */
 import { KilnError } from '../errors';
 import { MT } from '../image/oci';
-import { sha256, type Digest } from '../util/digest';
+import { isDigest, sha256, type Digest } from '../util/digest';
 import { manifestMediaType } from '../transports/oci-layout';
 import type { ManifestBlob } from '../transports/types';
 import { responseHeader, type RegistryClient } from './client';
@@ -22,7 +22,7 @@ export const MANIFEST_ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, 
 export async function getManifest(client: RegistryClient, repo: string, reference: string): Promise<ManifestBlob> {
   const byDigest = reference.includes(':');
   const name = `${client.host}/${repo}${byDigest ? '@' : ':'}${reference}`;
-  if (byDigest && !/^sha256:[0-9a-f]{64}$/.test(reference)) {
+  if (byDigest && !isDigest(reference)) {
     const algo = reference.slice(0, reference.indexOf(':'));
     throw new KilnError(
       'E_INVALID_REFERENCE',

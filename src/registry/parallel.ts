@@ -9,28 +9,12 @@
 import { parseManifest } from '../image/manifest';
 import type { Descriptor } from '../image/oci';
 import type { ImageDestination, SourceImage } from '../transports/types';
+import { forEachBounded } from '../util/bounded';
+
+export { forEachBounded };
 
 export const PARALLEL_BLOBS = 3;
 
-/** Runs `fn` over `items` with at most `limit` at once; rejects with the first error after all settled. */
-export async function forEachBounded<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let first: unknown;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (next < items.length && !failed) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        if (!failed) first = e;
-        failed = true;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw first;
-}
 
 /** Copies the layers `dest` lacks, PARALLEL_BLOBS at a time; `log` gets "skipped" lines. */
 export async function copyLayersParallel(src: SourceImage, dest: ImageDestination, what: string, log?: (line: string) => void): Promise<void> {

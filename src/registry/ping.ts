@@ -10,10 +10,8 @@
  * connection failure only when allowed: an insecure registry, --tls-verify=false, or a
  * loopback host (localhost, 127.0.0.1, ::1).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as tls from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
+import { registryTls } from './tls';
 import { KilnError } from '../errors';
 import type { Credentials } from './auth';
 
@@ -68,32 +66,6 @@ export function parseChallenges(headers: string[]): Challenge[] {
 function isLoopback(host: string): boolean {
   const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '127.0.0.1' || h === '::1';
-}
-
-function tlsOptions(registry: string, opts: PingOptions): { ca?: string[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } {
-  const rejectUnauthorized = opts.tlsVerify !== false && !opts.insecure;
-  const dirs = opts.certDir ? [opts.certDir] : [path.join('/etc/containers/certs.d', registry), path.join('/etc/docker/certs.d', registry)];
-  for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir).sort();
-    } catch (e) {
-      if (opts.certDir) throw new KilnError('E_INVALID_ARGUMENT', `--cert-dir ${dir}: ${(e as Error).message}`);
-      continue;
-    }
-    const cas = names.filter((n) => n.endsWith('.crt')).map((n) => fs.readFileSync(path.join(dir, n), 'utf8'));
-    const certName = names.find((n) => n.endsWith('.cert'));
-    const out: { ca?: string[]; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean } = { rejectUnauthorized };
-    if (cas.length) out.ca = [...tls.rootCertificates, ...cas];
-    if (certName) {
-      const keyName = `${certName.slice(0, -'.cert'.length)}.key`;
-      if (!names.includes(keyName)) throw new KilnError('E_INVALID_ARGUMENT', `${path.join(dir, certName)} has no matching key ${keyName}`);
-      out.cert = fs.readFileSync(path.join(dir, certName));
-      out.key = fs.readFileSync(path.join(dir, keyName));
-    }
-    return out;
-  }
-  return { rejectUnauthorized };
 }
 
 function basic(c: { username: string; password: string }): string {
@@ -168,7 +140,7 @@ async function pingAt(d: Dispatcher, base: string, creds: Credentials | undefine
  */
 export async function pingRegistry(registry: string, creds: Credentials | undefined, opts: PingOptions = {}): Promise<PingResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const t = tlsOptions(registry, opts);
+  const t = registryTls(registry, opts.certDir, opts.tlsVerify !== false && !opts.insecure);
   const agent = new Agent({ connect: { ...t, timeout: timeoutMs } });
   try {
     try {

@@ -20,7 +20,7 @@ import { MT, isIndexMediaType, type Descriptor, type Index } from '../image/oci'
 import { parseName } from '../image/reference';
 import { writeVerifiedTemp } from '../util/blobfile';
 import type { Digest } from '../util/digest';
-import { goArch } from '../engine/import';
+import { goArch } from '../image/platform';
 import { RegistryClient, type RegistryHostOptions } from '../registry/client';
 import { getManifest, putManifest } from '../registry/manifests';
 import { blobExists, openBlob, uploadBlob } from '../registry/blobs';
@@ -96,7 +96,7 @@ class RegistrySource implements ImageSource {
       try {
         index = checkIndex(parsed, this.ref.toString(), `index ${m.digest}`);
       } catch (e) {
-        throw new KilnError('E_BAD_MANIFEST', (e as Error).message);
+        throw new KilnError('E_BAD_MANIFEST', (e as Error).message, { cause: e, hint: (e as KilnError).hint });
       }
       const d = selectPlatform(index, this.ref.opts.platform ?? {}, this.ref.toString());
       m = await getManifest(this.client, repo, d.digest);

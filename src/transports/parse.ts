@@ -20,7 +20,7 @@
 import { KilnError } from '../errors';
 import { DirReference } from './dir';
 import { DockerArchiveReference } from './docker-archive';
-import { DockerReference, type RegistryOptions } from './docker';
+import type { RegistryOptions } from './docker';
 import { OciArchiveReference } from './oci-archive';
 import { OciLayoutReference } from './oci-layout';
 import type { ImageReference } from './types';
@@ -64,6 +64,8 @@ export function parseImageReference(s: string, opts: ParseOptions = {}): ImageRe
   if (s.startsWith('docker://')) {
     const name = s.slice('docker://'.length);
     if (name === '') throw invalid(s, 'empty image name');
+    // loaded here: the registry client (undici) is not needed by any other transport
+    const { DockerReference } = require('./docker') as typeof import('./docker');
     return new DockerReference(name, opts.registry);
   }
   if (s.startsWith('docker-daemon:')) {

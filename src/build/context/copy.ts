@@ -27,6 +27,7 @@
  * which is several times faster for them (the event loop gets a turn every 256 entries).
  */
 import * as fs from 'node:fs';
+import { forEachBounded } from '../../util/bounded';
 import * as path from 'node:path';
 import { KilnError } from '../../errors';
 import type { Entry, Selected } from './select';
@@ -72,13 +73,6 @@ function secs(ns: bigint): number {
   return Number(ns) / 1e9;
 }
 
-async function runLimit(tasks: (() => Promise<void>)[], n: number): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) await tasks[next++]();
-  };
-  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, worker));
-}
 
 export async function copyInto(opts: CopyOptions): Promise<void> {
   const what = opts.what ?? (opts.add ? 'ADD' : 'COPY');
@@ -125,7 +119,7 @@ export async function copyInto(opts: CopyOptions): Promise<void> {
   };
 
   const flush = async (files: (() => Promise<void>)[], links: (() => void)[]): Promise<void> => {
-    await runLimit(files, COPY_CONCURRENCY);
+    await forEachBounded(files, COPY_CONCURRENCY, (task) => task());
     for (const l of links) l();
   };
 

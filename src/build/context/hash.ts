@@ -23,6 +23,7 @@ import type { Digest } from '../../util/digest';
 import { KilnError } from '../../errors';
 import type { Selected } from './select';
 import { readXattrs } from './xattrs';
+import { forEachBounded } from '../../util/bounded';
 import { runInWorker } from '../../util/pool';
 import type { LayerTask } from '../../../workers/layer';
 
@@ -87,14 +88,6 @@ interface Item {
   link?: string;
 }
 
-/** Runs `fn` over `items` with at most `n` promises in flight. */
-async function forEachLimit<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
 
 export async function hashSources(root: string, selected: Selected[], opts: HashOptions = {}): Promise<Digest> {
   void root; // every selected source carries its host path
@@ -121,7 +114,7 @@ export async function hashSources(root: string, selected: Selected[], opts: Hash
     digests.set(it, await fileDigest(it.path, it.st));
     if (++n % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  await forEachLimit(
+  await forEachBounded(
     toHash.filter((it) => it.st.size > BigInt(TINY)),
     HASH_CONCURRENCY,
     async (it) => {

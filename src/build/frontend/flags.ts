@@ -60,41 +60,7 @@ export function parseGoBool(s: string): boolean | undefined {
   return undefined;
 }
 
-const UNIT_NS: Record<string, bigint> = {
-  ns: 1n,
-  us: 1000n,
-  'µs': 1000n, // U+00B5
-  'μs': 1000n, // U+03BC
-  ms: 1000000n,
-  s: 1000000000n,
-  m: 60000000000n,
-  h: 3600000000000n,
-};
-
-/** Go's time.ParseDuration in nanoseconds ("1m30s", "1.5h", "300ms", "0"); undefined if invalid. */
-export function parseGoDuration(s: string): number | undefined {
-  let rest = s;
-  let neg = false;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    neg = rest.startsWith('-');
-    rest = rest.slice(1);
-  }
-  if (rest === '0') return 0;
-  if (rest === '') return undefined;
-  let total = 0n;
-  const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/u;
-  while (rest !== '') {
-    const m = part.exec(rest);
-    if (!m || (m[1] === '' && (m[2] ?? '') === '')) return undefined;
-    const unit = UNIT_NS[m[3]!]!;
-    const frac = m[2] ?? '';
-    total += BigInt(m[1] || '0') * unit;
-    if (frac !== '') total += (BigInt(frac) * unit) / 10n ** BigInt(frac.length);
-    rest = rest.slice(m[0].length);
-  }
-  if (total > 9223372036854775807n) return undefined;
-  return Number(neg ? -total : total);
-}
+export { parseGoDuration } from '../../util/duration';
 
 /**
  * go-units RAMInBytes (tmpfs `size=`): a number with an optional k/m/g/t/p suffix (binary
