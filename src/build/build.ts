@@ -97,9 +97,9 @@ export function platformArgs(platform?: string): Record<string, string> {
   const host = `linux/${goArch()}`;
   const target = platform ?? host;
   if (target !== host) throw new KilnError('E_UNSUPPORTED', `--platform ${target}: only the host platform ${host} can be built here (no emulation)`);
-  const [os, arch, variant = ''] = target.split('/');
-  const [bos, barch, bvariant = ''] = host.split('/');
-  return { TARGETPLATFORM: target, TARGETOS: os, TARGETARCH: arch, TARGETVARIANT: variant, BUILDPLATFORM: host, BUILDOS: bos, BUILDARCH: barch, BUILDVARIANT: bvariant };
+  // target = host: the TARGET* and BUILD* values are the same
+  const [os, arch, variant = ''] = host.split('/');
+  return { TARGETPLATFORM: host, TARGETOS: os, TARGETARCH: arch, TARGETVARIANT: variant, BUILDPLATFORM: host, BUILDOS: os, BUILDARCH: arch, BUILDVARIANT: variant };
 }
 
 function readIgnore(contextDir: string, containerfile: string, explicit?: string): IgnoreMatcher | undefined {

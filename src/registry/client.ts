@@ -72,8 +72,9 @@ const RETRY_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT',
 
 /** Whether a host is reached over plain http regardless of flags. */
 export function isLocalHost(host: string): boolean {
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
-  return name === 'localhost' || name === '127.0.0.1' || name === '[::1]';
+  // "[::1]:5000", "[::1]", "::1", "127.0.0.1:5000", "localhost"
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : (host.match(/:/g) ?? []).length > 1 ? host : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '127.0.0.1' || name === '::1';
 }
 
 /** Parses `Bearer realm="…",service="…"` into scheme and parameters. */

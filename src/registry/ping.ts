@@ -12,6 +12,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { registryTls } from './tls';
+import { isLocalHost } from './client';
 import { KilnError } from '../errors';
 import type { Credentials } from './auth';
 
@@ -63,10 +64,6 @@ export function parseChallenges(headers: string[]): Challenge[] {
   return out;
 }
 
-function isLoopback(host: string): boolean {
-  const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '127.0.0.1' || h === '::1';
-}
 
 function basic(c: { username: string; password: string }): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
@@ -147,7 +144,7 @@ export async function pingRegistry(registry: string, creds: Credentials | undefi
       return await pingAt(agent, `https://${registry}`, creds, timeoutMs);
     } catch (e) {
       if (e instanceof KilnError) throw e;
-      const httpAllowed = opts.insecure || opts.tlsVerify === false || isLoopback(registry);
+      const httpAllowed = opts.insecure || opts.tlsVerify === false || isLocalHost(registry);
       if (!httpAllowed) throw connectionError(`https://${registry}/v2/`, e);
       try {
         return await pingAt(agent, `http://${registry}`, creds, timeoutMs);

@@ -165,7 +165,8 @@ class RegistryDestination implements ImageDestination {
 export class DockerReference implements ImageReference {
   // types.ts does not list 'docker' yet; the value is what callers compare against.
   readonly transport = 'docker' as const;
-  readonly host: string;
+  /** the registry as named ("docker.io", "host:port") */
+  readonly domain: string;
   readonly repo: string;
   readonly tag: string;
   readonly digest: Digest | undefined;
@@ -173,16 +174,20 @@ export class DockerReference implements ImageReference {
   /** `name` is the part after `docker://`; a name without a registry means docker.io. */
   constructor(name: string, readonly opts: RegistryOptions = {}) {
     const r = parseName(name, 'docker.io');
-    this.host = r.domain === 'docker.io' ? 'registry-1.docker.io' : r.domain;
+    this.domain = r.domain;
     this.repo = r.path;
     this.tag = r.tag ?? 'latest';
     this.digest = r.digest as Digest | undefined;
   }
 
+  /** The host the API is spoken to: Docker Hub's API lives at registry-1.docker.io. */
+  get host(): string {
+    return this.domain === 'docker.io' ? 'registry-1.docker.io' : this.domain;
+  }
+
   /** The name as stored locally ("docker.io/library/busybox:latest"). */
   get displayName(): string {
-    const host = this.host === 'registry-1.docker.io' ? 'docker.io' : this.host;
-    return this.digest !== undefined ? `${host}/${this.repo}@${this.digest}` : `${host}/${this.repo}:${this.tag}`;
+    return this.digest !== undefined ? `${this.domain}/${this.repo}@${this.digest}` : `${this.domain}/${this.repo}:${this.tag}`;
   }
 
   toString(): string {
@@ -190,8 +195,7 @@ export class DockerReference implements ImageReference {
   }
 
   private client(): RegistryClient {
-    const host = this.host === 'registry-1.docker.io' ? 'docker.io' : this.host;
-    return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host, `${host}/${this.repo}`));
+    return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host, `${this.domain}/${this.repo}`));
   }
 
   async newSource(): Promise<ImageSource> {
