@@ -8,12 +8,14 @@
  * A local Debian `docker-registry` (distribution) serves plain http on 127.0.0.1:<free port>
  * with its storage in the bench temp dir; the fixture's teardown stops it.
  *
- *   push  kiln pushes from its store, skopeo copies the OCI layout (no recompression on either
- *         side); every timed run starts on an empty registry (hyperfine --prepare removes the
- *         registry's storage), so every blob is really uploaded.
- *   pull  the image (pushed once by skopeo) is pulled by kiln into a fresh store, and by
- *         skopeo into a fresh OCI layout (hyperfine --prepare removes both). Note that kiln
- *         also extracts the layers into its store, skopeo only writes the blobs.
+ *   push  kiln pushes from its store (the plain layer blobs as stored), skopeo copies the OCI
+ *         layout (gzipping the plain layers on the way: its default for docker://); every timed
+ *         run starts on an empty registry (hyperfine --prepare removes the registry's storage),
+ *         so every blob is really uploaded.
+ *   pull  the image (pushed once by skopeo, so with gzip layers) is pulled by kiln into a fresh
+ *         store, and by skopeo into a fresh OCI layout (hyperfine --prepare removes both). kiln
+ *         stores the blobs and verifies each layer's diffID (gunzip + sha256) while it streams
+ *         in; the layers are extracted later, on first use (not timed). skopeo writes the blobs.
  *
  * Both commands run in one hyperfine run with the same --prepare; each side is first run once
  * untimed and checked (the registry or store must hold the image afterwards), so a failing
@@ -116,7 +118,7 @@ esac
 
 export const REGISTRY_FIXTURES: Record<string, Fixture> = {
   [FIXTURE]: {
-    describe: `one image of ${LAYERS} layers, each one ${LAYER_MIB} MiB pseudo-random file (uncompressed layer tars, ${LAYERS * LAYER_MIB} MiB in all), built FROM scratch with \`kiln build\` into a private kiln store and copied from it to an OCI layout (\`kiln push IMAGE oci:DIR\`, same blobs) for skopeo; a local Debian \`docker-registry\` on 127.0.0.1, plain http, storage in the run's temp dir. Push: kiln from its store, skopeo from the OCI layout, registry storage removed before every timed run (hyperfine --prepare). Pull: kiln into a fresh store (layers extracted), skopeo into a fresh OCI layout (blobs only), both removed before every timed run. hyperfine --runs ${process.env.KILN_BENCH_REGISTRY_RUNS ?? 3}, both tools in one hyperfine run`,
+    describe: `one image of ${LAYERS} layers, each one ${LAYER_MIB} MiB pseudo-random file (uncompressed layer tars, ${LAYERS * LAYER_MIB} MiB in all), built FROM scratch with \`kiln build\` into a private kiln store and copied from it to an OCI layout (\`kiln push IMAGE oci:DIR\`, same blobs) for skopeo; a local Debian \`docker-registry\` on 127.0.0.1, plain http, storage in the run's temp dir. Push: kiln from its store (plain layers), skopeo from the OCI layout (gzipping them, its default), registry storage removed before every timed run (hyperfine --prepare). Pull of the image as skopeo pushed it (gzip layers): kiln into a fresh store (blobs stored, each layer's diffID verified while streaming, layers extracted on first use, not timed), skopeo into a fresh OCI layout (blobs only), both removed before every timed run. hyperfine --runs ${process.env.KILN_BENCH_REGISTRY_RUNS ?? 3}, both tools in one hyperfine run`,
     async setup(ctx) {
       const l = layoutOf(ctx.tmp);
       mkdirSync(l.context, { recursive: true });

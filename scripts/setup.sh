@@ -101,7 +101,14 @@ if ! "$kiln" image exists "$base" >/dev/null 2>&1; then
   trap - EXIT
 fi
 
-# --- 7. the job -----------------------------------------------------------------------------
+# --- 7. the sigstore-enabled skopeo 1.18 the signing interop tests use as their oracle ---------
+# (Debian 12's skopeo/podman have sigstore disabled; this unpacks trixie's skopeo privately.)
+if [ "$mode" = test ] && ! /var/cache/skopeo-sigstore/skopeo --version >/dev/null 2>&1; then
+  echo "setup: fetching skopeo 1.18 (sigstore enabled) into /var/cache/skopeo-sigstore"
+  bash scripts/skopeo-sigstore.sh >/dev/null
+fi
+
+# --- 8. the job -----------------------------------------------------------------------------
 case "$mode" in
   main) exec bash scripts/main-job.sh ;;
   test) exec npm test ;;

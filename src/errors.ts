@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'E_RUN_FAILED'
   | 'E_RUN_ABORTED'
   | 'E_RUNTIME'
+  | 'E_SIGNATURE'
+  | 'E_POLICY'
   | 'E_INTERNAL';
 
 export interface WireError {

@@ -69,12 +69,18 @@ for (const [fixture, entry] of [
   });
 }
 
-test('load of an image with a hostile layer fails in the worker with the entry named; nothing is stored', () => {
+test('an image with a hostile layer is refused at extraction (first use) with the entry named; nothing is extracted', () => {
   const dir = path.join(sb.dir, 'evil-layout');
   layoutWithLayer(dir, fs.readFileSync(path.join(HOSTILE, 'symlink-write-through.tar')));
-  const r = sb.kiln(['load', '-i', dir]);
+  // load stores the verified blob and records the layer unextracted (store-deferred-pull.test.ts)
+  const loaded = sb.kiln(['load', '-i', dir]);
+  assert.equal(loaded.status, 0, loaded.stderr);
+  const id = sb.ok(['images', '-q']).trim();
+  const r = sb.kiln(['image', 'mount', id]);
   assert.equal(r.status, 125, r.stderr);
-  assert.match(r.stderr, /^Error: .*layer 1 .*(symlink|lnk)/);
+  assert.match(r.stderr, /^Error: .*(symlink|lnk)/);
+  assert.deepEqual(fs.readdirSync(path.join(sb.root, 'layers')), [], 'nothing was extracted');
+  sb.ok(['rmi', id]);
   storeIsEmpty();
 });
 

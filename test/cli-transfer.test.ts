@@ -37,8 +37,12 @@ for (const format of ['docker-archive', 'oci-archive', 'oci-dir'] as const) {
       assert.match(loaded, /Loaded image: localhost\/a:1/);
       assert.match(loaded, /Loaded image: quay\.io\/team\/b:2/);
       assert.deepEqual(imagesOf(dst), { [ids.a!]: ['localhost/a:1'], [ids.b!]: ['quay.io/team/b:2'] });
-      // the shared layer is stored once
+      // the shared layer is stored once (extracted on first use: mount both)
+      dst.ok(['image', 'mount', 'a:1']);
+      dst.ok(['image', 'mount', 'quay.io/team/b:2']);
       assert.equal(fs.readdirSync(path.join(dst.root, 'layers')).length, 1);
+      dst.ok(['image', 'unmount', 'a:1']);
+      dst.ok(['image', 'unmount', 'quay.io/team/b:2']);
       assert.equal(dst.ok(['system', 'check']).trim(), 'No problems found');
     } finally {
       dst.cleanup();

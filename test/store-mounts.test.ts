@@ -133,8 +133,10 @@ test("a killed process's mount hold is dropped and unmounted by the next write",
     const { selfOwner } = require(${JSON.stringify(path.join(REPO, 'dist', 'src', 'util', 'proc.js'))});
     const s = Store.open({ root: ${JSON.stringify(sb.root)}, runroot: ${JSON.stringify(sb.runroot)} });
     const img = s.images.resolve('one');
-    console.log(s.mounts.mount(img.topLayer, selfOwner()));
-    setInterval(() => {}, 1000);`;
+    s.layers.ensureChain(img.topLayer).then(() => {
+      console.log(s.mounts.mount(img.topLayer, selfOwner()));
+      setInterval(() => {}, 1000);
+    });`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   const mnt = line.toString().trim();

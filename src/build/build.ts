@@ -30,6 +30,7 @@ import { commitImage } from './commit';
 import { squashState } from './squash';
 import { exportOutputs, type OutputSpec } from './output';
 import { selfOwner } from '../util/proc';
+import { pullBaseImages, type BuildPullOptions, type PullPolicy } from './pull-bases';
 
 export interface BuildOptions {
   contextDir: string;
@@ -43,7 +44,9 @@ export interface BuildOptions {
   /** --layers=false / --no-cache: do not use the cache */
   noCache: boolean;
   cacheTtlMs?: number;
-  pull: 'missing' | 'never' | 'always' | 'newer';
+  pull: PullPolicy;
+  /** how base images are pulled (pull-bases.ts); without it nothing is pulled */
+  registry?: BuildPullOptions;
   format: 'oci' | 'docker';
   iidfile?: string;
   labels: Record<string, string>;
@@ -132,8 +135,12 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
   const pargs = platformArgs(opts.platform);
   const plan = loadPlan(text, fromStdin ? '<stdin>' : displayPath(file), { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
   const names = opts.tags.map((t) => normalizeName(t));
-  if (opts.pull === 'always' || opts.pull === 'newer') {
-    throw new KilnError('E_UNSUPPORTED', `--pull=${opts.pull}: pulling base images needs registry support, which kiln does not have yet`, { hint: 'use --pull=missing (the default) with images already in the store' });
+  if (opts.registry) {
+    const refs = plan.needed.flatMap((i) => {
+      const st = plan.stages[i]!;
+      return [...(st.base.kind === 'image' ? [st.base.ref] : []), ...st.imageDeps];
+    });
+    await pullBaseImages(ctx, refs, opts.pull, opts.registry);
   }
   const store = ctx.store;
   const abort = new AbortController();
@@ -174,7 +181,7 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
           let st = imageCache.get(ref);
           if (!st) {
             const img = store.images.find(ref);
-            if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `error creating build container: ${ref}: image not known`, { hint: opts.pull === 'never' ? undefined : 'kiln cannot pull from registries yet: load the image first (kiln load, kiln import)' });
+            if (!img) throw new KilnError('E_IMAGE_UNKNOWN', `error creating build container: ${ref}: image not known`, opts.pull === 'never' ? { hint: 'it was not pulled: --pull=never' } : {});
             st = imageState(store, img, lease);
             imageCache.set(ref, st);
           }

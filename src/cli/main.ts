@@ -29,11 +29,13 @@ const COMMANDS: Record<string, Entry> = {
   load: { summary: 'Load image(s) from a tar archive', module: 'load' },
   push: { summary: 'Push an image to a specified destination', module: 'push' },
   pull: { summary: 'Pull an image from a registry', module: 'pull' },
+  'generate-sigstore-key': { summary: 'Generate a sigstore public/private key pair', module: 'generate-sigstore-key' },
   login: { summary: 'Log in to a container registry', module: 'login' },
   logout: { summary: 'Log out of a container registry', module: 'login' },
   info: { summary: 'Display kiln system information', module: 'info' },
   version: { summary: 'Display the kiln version information', module: 'version' },
   system: { summary: 'Manage kiln (check, repair, prune)', module: 'system' },
+  manifest: { summary: 'Manipulate manifest lists', module: 'manifest' },
 };
 
 export type Register = (program: Command) => void;

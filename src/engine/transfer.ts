@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError, withContext } from '../errors';
-import { pickName } from '../image/reference';
+import { parseName, pickName } from '../image/reference';
 import type { ImageRecord } from '../store/images';
 import { copyImage } from '../transports/copy';
 import { parseImageReference } from '../transports/parse';
@@ -16,7 +16,8 @@ import { DockerArchiveReference } from '../transports/docker-archive';
 import { OciArchiveReference } from '../transports/oci-archive';
 import { OciLayoutReference } from '../transports/oci-layout';
 import { DirReference } from '../transports/dir';
-import type { RegistryOptions } from '../transports/docker';
+import type { DockerReference, RegistryDestination, RegistryOptions } from '../transports/docker';
+import { loadSigner, signPushed, type SignOptions } from '../signature/sign';
 import { copyLayersParallel } from '../registry/parallel';
 import type { ImageDestination, ImageReference, SourceImage } from '../transports/types';
 import type { EngineContext } from './context';
@@ -97,12 +98,28 @@ export interface PushOptions {
   destination: string;
   /** Connection settings and progress output for a `docker://` destination. */
   registry?: RegistryOptions;
+  /** Sign the pushed manifest (docker:// only): --sign-by-sigstore-private-key and its passphrase. */
+  sign?: SignOptions;
 }
 
 /**
- * Pushes one stored image. To a registry (`docker://`), layers the registry lacks are uploaded
- * PARALLEL_BLOBS at a time, then the config, then the manifest (the image appears only then);
- * progress lines go to `opts.registry.log`.
+ * The repositories of `dest`'s registry that the image is named in (other than `dest`'s own):
+ * where its blobs may already be, to mount them from instead of uploading.
+ */
+function mountSources(names: readonly string[], dest: DockerReference): string[] {
+  const repos = new Set<string>();
+  for (const n of names) {
+    const r = parseName(n, 'docker.io');
+    if (r.domain === dest.domain && r.path !== dest.repo) repos.add(r.path);
+  }
+  return [...repos];
+}
+
+/**
+ * Pushes one stored image. To a registry (`docker://`), layers the registry lacks are mounted
+ * from another repository of it that the image is named in, else uploaded PARALLEL_BLOBS at a
+ * time, then the config, then the manifest (the image appears only then); progress lines go to
+ * `opts.registry.log`.
  */
 export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<void> {
   const img = ctx.store.images.resolve(opts.image);
@@ -110,13 +127,23 @@ export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<
   if (destRef.transport === 'kiln-storage') throw new KilnError('E_INVALID_ARGUMENT', `push: ${opts.destination} names the local store; use \`kiln tag\``);
   const names = nameFor(img, opts.image);
   if (destRef.transport !== 'docker') {
+    if (opts.sign) throw new KilnError('E_INVALID_ARGUMENT', `push: --sign-by-sigstore-private-key needs a docker:// destination; ${destRef.toString()} cannot store sigstore signatures`);
     await copyAll(ctx, [{ img, names }], await destRef.newDestination(), destRef.toString());
     return;
   }
   const log = opts.registry?.log;
   log?.('Getting image source signatures');
-  const dest = await destRef.newDestination();
+  const dockerRef = destRef as DockerReference;
+  // the key is decrypted before anything is pushed: a wrong passphrase pushes nothing
+  const signer = opts.sign ? loadSigner(opts.sign, dockerRef) : undefined;
+  const mountFrom = mountSources(img.names, dockerRef);
+  const dest = await (mountFrom.length > 0 ? dockerRef.withOptions({ mountFrom }) : dockerRef).newDestination();
   await copyAll(ctx, [{ img, names }], dest, destRef.toString(), (src, what) => copyLayersParallel(src, dest, what, log));
+  log?.('Storing signatures');
+  if (signer) {
+    const m = (dest as RegistryDestination).pushed[0]!;
+    await signPushed(signer, dockerRef, { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
+  }
 }
 
 /**

@@ -17,8 +17,6 @@ import { KilnError } from '../errors';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
-const HEAD = 6;
-
 export function detectCompression(firstBytes: Buffer): Compression {
   const b = firstBytes;
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
@@ -26,10 +24,40 @@ export function detectCompression(firstBytes: Buffer): Compression {
   return 'none';
 }
 
+/** How many leading bytes detectCompression and checkSupported need to decide. */
+export const SNIFF_BYTES = 6;
+
 function otherCompression(b: Buffer): string | null {
   if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
   if (b.length >= 3 && b.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
   return null;
+}
+
+/** Throws E_UNSUPPORTED when the first bytes of a layer say xz or bzip2 (recognised, never valid). */
+export function checkSupported(firstBytes: Buffer): void {
+  const other = otherCompression(firstBytes);
+  if (other) {
+    throw new KilnError('E_UNSUPPORTED', `layer is ${other}-compressed, which OCI layers never are`, {
+      hint: 'OCI layers are plain tar, gzip or zstd; recompress the layer with gzip',
+    });
+  }
+}
+
+/**
+ * A fresh decoder stream for a compressed layer (see zstdDecoder for zstd on this Node).
+ * `chunkSize`: zlib's output chunk size (default 16 KiB); larger chunks mean far fewer
+ * callbacks on the calling thread when the output is only hashed.
+ */
+export function createDecoder(kind: Exclude<Compression, 'none'>, chunkSize?: number): Transform {
+  if (kind === 'gzip') return zlib.createGunzip(chunkSize ? { chunkSize } : {});
+  const native = (zlib as unknown as { createZstdDecompress?: (o: object) => Transform }).createZstdDecompress;
+  if (typeof native === 'function' && chunkSize) return native.call(zlib, { chunkSize });
+  return zstdDecoder()();
+}
+
+/** Whether zstd is decoded by zlib off the main thread (Node ≥ 22.15) rather than by fzstd on the calling thread. */
+export function nativeZstd(): boolean {
+  return typeof (zlib as unknown as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
 }
 
 /**
@@ -115,26 +143,20 @@ export async function decompressStream(src: Readable): Promise<Readable> {
   let head: Buffer;
   let ended: boolean;
   try {
-    ({ head, ended } = await readHead(src, HEAD));
+    ({ head, ended } = await readHead(src, SNIFF_BYTES));
   } catch (e) {
     throw e instanceof KilnError ? e : new KilnError('E_IO', `reading layer data: ${(e as Error).message}`, { cause: e });
   }
   const kind = detectCompression(head);
-  const other = otherCompression(head);
-  if (other) {
+  try {
+    checkSupported(head);
+  } catch (e) {
     src.destroy();
-    throw new KilnError('E_UNSUPPORTED', `layer is ${other}-compressed, which OCI layers never are`, {
-      hint: 'OCI layers are plain tar, gzip or zstd; recompress the layer with gzip',
-    });
+    throw e;
   }
   const input: Readable = ended ? Readable.from(head.length ? [head] : [], { objectMode: false }) : src;
   if (kind === 'none') return input;
-  let decoder: Transform;
-  if (kind === 'gzip') {
-    decoder = zlib.createGunzip();
-  } else {
-    decoder = zstdDecoder()();
-  }
+  const decoder = createDecoder(kind);
   // pipeline destroys the decoder with src's error (and src when the consumer gives up).
   pipeline(input, decoder, () => undefined);
   return decoder;

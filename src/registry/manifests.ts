@@ -63,11 +63,16 @@ export async function getManifest(client: RegistryClient, repo: string, referenc
   return { bytes, mediaType, digest: digest as Digest };
 }
 
-/** Uploads a manifest under a tag or its digest; returns the digest the registry reports. */
-export async function putManifest(client: RegistryClient, repo: string, reference: string, m: ManifestBlob): Promise<Digest> {
+/**
+ * Uploads a manifest under a tag or its digest; returns the digest the registry reports and
+ * whether it processed the manifest's `subject` (OCI 1.1: the OCI-Subject response header; a
+ * registry without the referrers API omits it and the client maintains the fallback tag).
+ */
+export async function putManifest(client: RegistryClient, repo: string, reference: string, m: ManifestBlob): Promise<{ digest: Digest; subject: boolean }> {
   const url = client.url(`/v2/${repo}/manifests/${reference}`);
   const res = await client.request('PUT', url, { headers: { 'content-type': m.mediaType }, body: m.bytes, scope: `repository:${repo}:pull,push`, idempotent: true });
   if (res.statusCode !== 201 && res.statusCode !== 200 && res.statusCode !== 202) throw await client.fail('PUT', url, res, 'manifest');
   await res.body.dump();
-  return ((responseHeader(res.headers, 'docker-content-digest') as Digest | undefined) ?? m.digest);
+  const digest = (responseHeader(res.headers, 'docker-content-digest') as Digest | undefined) ?? m.digest;
+  return { digest, subject: responseHeader(res.headers, 'oci-subject') !== undefined };
 }

@@ -7,19 +7,23 @@
  */
 import type { EngineContext } from '../engine/context';
 import { copyImage } from '../transports/copy';
-import type { DockerReference } from '../transports/docker';
+import type { DockerReference, RegistryImage } from '../transports/docker';
+import { checkPolicy } from '../signature/verify';
 import { StorageReference } from '../transports/storage';
 import { copyLayersParallel } from './parallel';
+import type { PullVerify } from '../signature/types';
 
 /**
  * Pulls `ref` into the store under `name` (default: the reference's own name; none for a digest
- * reference); returns the image ID.
+ * reference); returns the image ID. With `verify`, the image must satisfy the signature policy
+ * before any blob is fetched.
  */
-export async function pullImage(ctx: EngineContext, ref: DockerReference, name?: string): Promise<string> {
+export async function pullImage(ctx: EngineContext, ref: DockerReference, name?: string, verify?: PullVerify): Promise<string> {
   const log = ref.opts.log ?? (() => undefined);
   const src = await ref.newSource();
   try {
     const [img] = await src.images();
+    if (verify) await checkPolicy(img as RegistryImage, verify);
     const stored = name ?? (ref.digest === undefined ? ref.displayName : undefined);
     const dest = await (stored !== undefined ? StorageReference.named(ctx.store, stored) : StorageReference.anyNames(ctx.store)).newDestination();
     try {

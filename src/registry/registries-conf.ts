@@ -196,6 +196,33 @@ function matchLength(ref: string, prefix: string): number {
   return -1;
 }
 
+/** The [[registry]] with the longest prefix matching `ref`, and the length it matched. */
+function findEntry(conf: RegistriesConf, ref: string): { entry: RegistryEntry; len: number } | undefined {
+  let best: { entry: RegistryEntry; len: number } | undefined;
+  for (const r of conf.registries) {
+    const n = matchLength(ref, r.prefix);
+    if (n > (best?.len ?? -1)) best = { entry: r, len: n };
+  }
+  return best;
+}
+
+function configFor(conf: RegistriesConf, ref: string): RegistryConfig {
+  const hit = findEntry(conf, ref);
+  if (!hit) return { location: ref, insecure: false, blocked: false, mirrors: [] };
+  const { entry, len } = hit;
+  const rest = ref.slice(len);
+  const byDigest = ref.includes('@');
+  const mirrors = entry.mirrors
+    .filter((m) => (byDigest ? m.pullFromMirror !== 'tag-only' : !entry.mirrorByDigestOnly && m.pullFromMirror !== 'digest-only'))
+    .map((m) => ({ location: m.location + rest, insecure: m.insecure }));
+  return { location: entry.location === '' ? ref : entry.location + rest, insecure: entry.insecure, blocked: entry.blocked, mirrors };
+}
+
+/** The message for a blocked reference: names its registry and the files that could block it. */
+function blockedMessage(conf: RegistriesConf, ref: string): string {
+  return `registry ${ref.split('/')[0]} is blocked in ${conf.files.join(' or ')}`;
+}
+
 /**
  * The registry configuration for a fully qualified reference `host[:port]/repo[:tag|@digest]`:
  * the [[registry]] with the longest matching prefix (`*.host` wildcards match sub-domains),
@@ -204,33 +231,44 @@ function matchLength(ref: string, prefix: string): number {
  * A blocked registry is returned with `blocked: true`; use registryForPull to refuse it.
  */
 export function registryFor(ref: string, opts: ConfOptions = {}): RegistryConfig {
-  const conf = loadRegistriesConf(opts);
-  let best: RegistryEntry | undefined;
-  let bestLen = -1;
-  for (const r of conf.registries) {
-    const n = matchLength(ref, r.prefix);
-    if (n > bestLen) {
-      best = r;
-      bestLen = n;
-    }
-  }
-  if (!best) return { location: ref, insecure: false, blocked: false, mirrors: [] };
-  const rest = ref.slice(bestLen);
-  const byDigest = ref.includes('@');
-  const mirrors = best.mirrors
-    .filter((m) => (byDigest ? m.pullFromMirror !== 'tag-only' : !best!.mirrorByDigestOnly && m.pullFromMirror !== 'digest-only'))
-    .map((m) => ({ location: m.location + rest, insecure: m.insecure }));
-  return { location: best.location === '' ? ref : best.location + rest, insecure: best.insecure, blocked: best.blocked, mirrors };
+  return configFor(loadRegistriesConf(opts), ref);
 }
 
-/** registryFor, but a blocked registry is an error (pull, push and login use this). */
+/** registryFor, but a blocked registry is an error (`kiln login` uses this; pull uses pullSources). */
 export function registryForPull(ref: string, opts: ConfOptions = {}): RegistryConfig {
-  const r = registryFor(ref, opts);
-  if (r.blocked) {
-    const conf = loadRegistriesConf(opts);
-    throw new KilnError('E_INVALID_ARGUMENT', `registry ${ref.split('/')[0]} is blocked in ${conf.files.join(' or ')}`);
-  }
+  const conf = loadRegistriesConf(opts);
+  const r = configFor(conf, ref);
+  if (r.blocked) throw new KilnError('E_INVALID_ARGUMENT', blockedMessage(conf, ref));
   return r;
+}
+
+/** One place a pull may fetch an image from (pullSources). */
+export interface PullSource {
+  /** the reference to fetch: the name as rewritten for a [[registry.mirror]] or the [[registry]] location */
+  location: string;
+  /** this source's own `insecure`: the mirror's, or the registry's for the primary location */
+  insecure: boolean;
+  /** a [[registry.mirror]]; false for the primary location */
+  mirror: boolean;
+  /** set when registries.conf forbids this source: the error message, naming the registry and the files */
+  blocked?: string;
+}
+
+/**
+ * Where a pull of the fully qualified `ref` looks, in order, as containers/image does: the
+ * mirrors that apply to it (see registryFor), then the primary location, last, so that its
+ * error is the one reported when every source fails. A source is `blocked` when the registry it
+ * is on is blocked; the primary location also when the registry of `ref` itself is, so a
+ * blocked registry can still be pulled from through its mirrors.
+ */
+export function pullSources(ref: string, opts: ConfOptions = {}): PullSource[] {
+  const conf = loadRegistriesConf(opts);
+  const r = configFor(conf, ref);
+  const source = (location: string, insecure: boolean, mirror: boolean, blockedName?: string): PullSource => {
+    const blocked = blockedName ?? (configFor(conf, location).blocked ? location : undefined);
+    return { location, insecure, mirror, ...(blocked !== undefined ? { blocked: blockedMessage(conf, blocked) } : {}) };
+  };
+  return [...r.mirrors.map((m) => source(m.location, m.insecure, true)), source(r.location, r.insecure, false, r.blocked ? ref : undefined)];
 }
 
 /** The unqualified-search registries, in order. */

@@ -180,6 +180,12 @@ export class ImageStore {
     const db = this.store.db;
     const cur = db.prepare('SELECT image_id AS id FROM image_names WHERE name = ?').get(name) as { id: string } | undefined;
     if (cur?.id === id) return;
+    // a name is an image's or a manifest list's, never both (store/manifest-lists.ts)
+    if (db.prepare('SELECT 1 FROM manifest_lists WHERE name = ?').get(name) !== undefined) {
+      throw new KilnError('E_NAME_IN_USE', `the name ${name} is already used by a manifest list`, {
+        hint: 'choose another name, or remove the list first (kiln manifest rm)',
+      });
+    }
     if (cur) db.prepare('DELETE FROM image_names WHERE name = ?').run(name);
     const seq = (db.prepare('SELECT coalesce(max(seq), 0) + 1 AS s FROM image_names').get() as { s: number }).s;
     db.prepare('INSERT INTO image_names (name, image_id, seq) VALUES (?, ?, ?)').run(name, id, seq);

@@ -3,6 +3,12 @@
  * already translated to overlay form), id = the layer's chainID hex, so the same content on the
  * same parent chain is stored once. l/<link> is a short symlink to the diff dir so that overlay
  * mount options stay under the page-size limit with many layers (as containers/storage does).
+ *
+ * A layer may be recorded deferred (extracted = 0): only its blob exists, its l/<link> dangles
+ * and layers/<id> does not exist yet. Pulled and loaded layers (recordDeferred) and staged COPY
+ * layers (commitDeferred) are; whatever needs a layer's dir calls ensureChain first, which
+ * extracts what is missing (and checks the diffID once more). Blobs of deferred layers are held
+ * against garbage collection (refs.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -91,8 +97,11 @@ export class LayerStore {
 
   /**
    * Makes sure every layer of the chain ending at `top` has its dir: deferred layers are
-   * extracted from their blobs on the worker pool and renamed into place in a short
-   * transaction (a racing process that got there first wins; ours is dropped).
+   * extracted from their blobs on the worker pool, all at once, each verified against its
+   * diffID (E_DIGEST_MISMATCH naming the layer if its blob is not what was recorded), and
+   * renamed into place in a short transaction each (a racing process that got there first wins;
+   * ours is dropped). When one fails, the others that succeeded are kept and the first error
+   * is thrown; a failed one stays deferred (nothing half-made is left).
    */
   async ensureChain(top: string | null): Promise<void> {
     const pending: LayerRecord[] = [];
@@ -101,10 +110,19 @@ export class LayerStore {
       if (!l.extracted) pending.push(l);
       cur = l.parent;
     }
-    for (const l of pending) {
-      const blob = l.blobDigest ? this.store.blobs.get(l.blobDigest) : undefined;
-      if (!blob) throw new KilnError('E_STORE_CORRUPT', `layer ${l.id.slice(0, 12)} has no dir and its blob ${l.blobDigest} is missing`);
-      const p = await this.prepareFromBlob(blob, l.diffID, `layer ${l.id.slice(0, 12)}`);
+    if (pending.length === 0) return;
+    const settled = await Promise.allSettled(
+      pending.map(async (l) => {
+        const blob = l.blobDigest ? this.store.blobs.get(l.blobDigest) : undefined;
+        if (!blob) throw new KilnError('E_STORE_CORRUPT', `layer ${l.id.slice(0, 12)} has no dir and its blob ${l.blobDigest} is missing`, { hint: 'run `kiln system check`' });
+        return this.prepareFromBlob(blob, l.diffID, `layer ${l.id.slice(0, 12)} (blob ${l.blobDigest})`);
+      }),
+    );
+    const failed = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    for (const [i, r] of settled.entries()) {
+      if (r.status !== 'fulfilled') continue;
+      const p = r.value;
+      const l = pending[i]!;
       try {
         this.store.writeTx(() => {
           const now = this.get(l.id);
@@ -119,6 +137,7 @@ export class LayerStore {
         this.discard(p);
       }
     }
+    if (failed) throw failed.reason;
   }
 
   /**
@@ -133,30 +152,41 @@ export class LayerStore {
       const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress: 'none', clampMtime: opts.clampMtime, what: opts.what });
       await fsyncPath(blobTmp);
       const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, MT.ociLayer);
-      const rec = { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize };
-      const layer = this.store.writeTx(() => {
-        const existing = this.get(rec.id);
-        if (existing) {
-          lease.hold('layer', rec.id);
-          return existing;
-        }
-        if (rec.parent !== null && !this.get(rec.parent)) throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
-        const link = newLink();
-        fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link)); // dangling until extracted
-        const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 0 };
-        this.store.db
-          .prepare(
-            `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created, extracted)
-             VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created, @extracted)`,
-          )
-          .run(full);
-        lease.hold('layer', rec.id);
-        return full;
-      });
-      return { layer, blob };
+      return { layer: this.recordDeferred(blob, r.diffID, r.tarSize, parent, lease), blob };
     } finally {
       fs.rmSync(blobTmp, { force: true });
     }
+  }
+
+  /**
+   * Records the stored blob `blob` as the layer with `diffID` (uncompressed size `tarSize`) on
+   * `parent`, deferred: no dir is made now; ensureChain extracts the blob on first use and checks
+   * the diffID again then. The caller must have verified that the blob's content has this diffID
+   * (commitDeferred computed it; a pull or load hashed it while storing, store/layer-blobs.ts).
+   * Returns (and holds) the stored layer when the store already has it.
+   */
+  recordDeferred(blob: BlobRecord, diffID: Digest, tarSize: number, parent: string | null, lease: Lease): LayerRecord {
+    const rec = { id: layerID(parent, diffID), parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: tarSize };
+    return this.store.writeTx(() => {
+      const existing = this.get(rec.id);
+      if (existing) {
+        lease.hold('layer', rec.id);
+        return existing;
+      }
+      if (rec.parent !== null && !this.get(rec.parent)) throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
+      if (!this.store.blobs.has(blob.digest)) throw new KilnError('E_BLOB_UNKNOWN', `blob ${blob.digest} of layer ${rec.id} is not in the store`);
+      const link = newLink();
+      fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link)); // dangling until extracted
+      const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 0 };
+      this.store.db
+        .prepare(
+          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created, extracted)
+           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created, @extracted)`,
+        )
+        .run(full);
+      lease.hold('layer', rec.id);
+      return full;
+    });
   }
 
   /**

@@ -3,7 +3,9 @@
  * a write transaction (Store.recoverDebris does that) and:
  *   - drops leases and mount holds of dead processes (unmounting what nobody holds),
  *   - moves into the trash blob files and layer dirs that have no record (renamed into place by
- *     a process killed before its transaction committed), and short links to no layer,
+ *     a process killed before its transaction committed), dirs of layers recorded as not yet
+ *     extracted (the same, for an extraction by LayerStore.ensureChain), and short links to no
+ *     layer,
  *   - garbage-collects layers and blobs that nothing holds any more (written under a lease
  *     whose process died before tying them to an image),
  *   - returns dead processes' tmp/<owner>/ dirs for removal after commit (trashed files are
@@ -132,9 +134,12 @@ export function repair(store: Store): RepairReport {
     report.orphanBlobs.push(f);
     store.trash(path.join(store.paths.blobs, f), 'orphan', `blob-${f}`);
   }
-  const layerRecs = new Map((db.prepare('SELECT id, link FROM layers').all() as { id: string; link: string }[]).map((r) => [r.id, r.link]));
+  const layerRows = db.prepare('SELECT id, link, extracted FROM layers').all() as { id: string; link: string; extracted: number }[];
+  const layerRecs = new Map(layerRows.map((r) => [r.id, r.link]));
+  const deferred = new Set(layerRows.filter((r) => !r.extracted).map((r) => r.id));
   for (const d of readdirOr(store.paths.layers)) {
-    if (layerRecs.has(d)) continue;
+    // a deferred layer's dir is debris of an extraction killed before its transaction committed
+    if (layerRecs.has(d) && !deferred.has(d)) continue;
     report.orphanLayers.push(d);
     store.trash(path.join(store.paths.layers, d), 'orphan', `layer-${d}`);
   }
@@ -190,7 +195,11 @@ export function check(store: Store): CheckReport {
     if (target !== undefined && target !== `../layers/${l.id}/diff`) problems.push(`layer ${l.id}: short link l/${l.link} points to ${target}`);
     if (l.parent !== null && !layerSet.has(l.parent)) problems.push(`layer ${l.id}: parent ${l.parent} is missing`);
   }
-  for (const d of readdirOr(store.paths.layers)) if (!layerSet.has(d)) debris.push(`layer dir ${path.join(store.paths.layers, d)} has no record`);
+  const deferredSet = new Set(layers.filter((l) => !l.extracted).map((l) => l.id));
+  for (const d of readdirOr(store.paths.layers)) {
+    if (!layerSet.has(d)) debris.push(`layer dir ${path.join(store.paths.layers, d)} has no record`);
+    else if (deferredSet.has(d)) debris.push(`layer dir ${path.join(store.paths.layers, d)} of a layer not extracted yet (an interrupted extraction)`);
+  }
 
   const missingBlob = db.prepare('SELECT image_id, digest FROM image_blobs ib WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = ib.digest)').all() as { image_id: string; digest: string }[];
   for (const r of missingBlob) problems.push(`image ${r.image_id}: blob ${r.digest} is missing`);

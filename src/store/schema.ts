@@ -117,4 +117,23 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE layers ADD COLUMN extracted INTEGER NOT NULL DEFAULT 1;`,
   // 6: GC asks whether a deferred layer still needs a blob
   `CREATE INDEX IF NOT EXISTS layers_blob ON layers(blob_digest);`,
+  // 7: manifest lists (podman manifest create/add): a name, and entries that reference stored
+  // images' manifests by digest. image_id is deliberately not a foreign key: an image may be
+  // removed while a list names it (as with podman); \`manifest push\` then fails naming it.
+  `CREATE TABLE IF NOT EXISTS manifest_lists (
+     id      TEXT PRIMARY KEY,                      -- random hex, stable while the list changes
+     name    TEXT NOT NULL UNIQUE,                  -- normalised; never also an image name
+     created INTEGER NOT NULL
+   );
+   CREATE TABLE IF NOT EXISTS manifest_list_entries (
+     list_id    TEXT NOT NULL REFERENCES manifest_lists(id) ON DELETE CASCADE,
+     idx        INTEGER NOT NULL,
+     digest     TEXT NOT NULL,                      -- the image's manifest, exactly as stored
+     media_type TEXT NOT NULL,
+     size       INTEGER NOT NULL,
+     image_id   TEXT NOT NULL,
+     platform   TEXT NOT NULL,                      -- JSON {architecture, os, variant?}
+     PRIMARY KEY (list_id, idx),
+     UNIQUE (list_id, digest)
+   );`,
 ];

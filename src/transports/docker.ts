@@ -6,15 +6,18 @@
  * E_IMAGE_UNKNOWN listing the platforms the index has. getBlob streams the blob and fails at the
  * end of the stream if its size or digest is wrong (registry/blobs.ts openBlob).
  *
- * Destination (layerForm 'preserve', any manifest format): hasBlob is a HEAD (remembered);
- * putBlob uploads and checks the digest; putImage PUTs the manifest under the tag (or digest)
- * of the reference. The registry has no transactions: blobs uploaded before a failure stay
- * there unreferenced, and the image becomes visible at the manifest PUT, which comes last.
- * commit()/abort() only release the connection pool.
+ * Destination (layerForm 'preserve', any manifest format): hasBlob is a HEAD (remembered); a
+ * blob the repository lacks is then mounted from the first of `mountFrom` that holds it, as
+ * podman does (a cross-repository mount: no bytes sent), and counts as present. putBlob uploads
+ * and checks the digest; putImage PUTs the manifest under the tag (or digest) of the reference.
+ * The registry has no transactions: blobs uploaded before a failure stay there unreferenced, and
+ * the image becomes visible at the manifest PUT, which comes last. commit()/abort() only release
+ * the connection pool.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import type { BlobProgress, ProgressSink } from '../registry/progress';
 import { KilnError } from '../errors';
 import { MT, isIndexMediaType, type Descriptor, type Index } from '../image/oci';
 import { parseName } from '../image/reference';
@@ -23,7 +26,7 @@ import type { Digest } from '../util/digest';
 import { goArch } from '../image/platform';
 import { RegistryClient, type RegistryHostOptions } from '../registry/client';
 import { getManifest, putManifest } from '../registry/manifests';
-import { blobExists, openBlob, uploadBlob } from '../registry/blobs';
+import { blobExists, mountBlob, openBlob, uploadBlob } from '../registry/blobs';
 import { checkIndex } from './oci-layout';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
@@ -42,6 +45,17 @@ export interface RegistryOptions {
   platform?: PlatformWanted;
   /** Receives podman-style progress lines ("Copying blob sha256:…"). */
   log?: (line: string) => void;
+  /**
+   * Progress bars (a terminal): blob transfers draw a bar each instead of a "Copying blob"
+   * line; `log` should then print through the same sink.
+   */
+  progress?: ProgressSink;
+  /**
+   * Pushing: repositories on the destination's registry (paths, e.g. "ns/other") that may hold
+   * the image's blobs; hasBlob tries a cross-repository mount from each before reporting a blob
+   * missing. A failed mount is not an error (the blob is then uploaded).
+   */
+  mountFrom?: string[];
 }
 
 const DEFAULT_HOST: RegistryHostOptions = { tlsVerify: true, insecureHttp: false };
@@ -63,20 +77,36 @@ export function selectPlatform(index: Index, want: PlatformWanted, where: string
   });
 }
 
-class RegistryImage implements SourceImage {
+/** `src` piped through the bar's meter; the bar ends with the stream ("done" or "failed"). */
+function metered(src: Readable, bar: BlobProgress): Readable {
+  pipeline(src, bar.meter, (e) => bar.done(e ? 'failed' : 'done'));
+  return bar.meter;
+}
+
+/**
+ * One image of a registry source. `topLevel` is the manifest the reference named (an index,
+ * or the same manifest when there is no index): signatures sign that digest.
+ */
+export class RegistryImage implements SourceImage {
   constructor(
-    private readonly client: RegistryClient,
-    private readonly repo: string,
+    readonly client: RegistryClient,
+    readonly repo: string,
     private readonly m: ManifestBlob,
     readonly names: string[],
     private readonly log: (line: string) => void,
+    readonly topLevel: ManifestBlob,
+    private readonly progress?: ProgressSink,
   ) {}
   async manifest(): Promise<ManifestBlob> {
     return this.m;
   }
-  getBlob(desc: Descriptor): Promise<Readable> {
-    this.log(`Copying ${CONFIG_TYPES.has(desc.mediaType) ? 'config' : 'blob'} ${desc.digest}`);
-    return openBlob(this.client, this.repo, desc);
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    const kind = CONFIG_TYPES.has(desc.mediaType) ? 'config' : 'blob';
+    if (!this.progress) {
+      this.log(`Copying ${kind} ${desc.digest}`);
+      return openBlob(this.client, this.repo, desc);
+    }
+    return metered(await openBlob(this.client, this.repo, desc), this.progress.blob(kind, desc.digest, desc.size));
   }
 }
 
@@ -84,7 +114,8 @@ class RegistrySource implements ImageSource {
   constructor(private readonly ref: DockerReference, private readonly client: RegistryClient) {}
   async images(): Promise<SourceImage[]> {
     const { repo, tag, digest } = this.ref;
-    let m = await getManifest(this.client, repo, digest ?? tag);
+    const top = await getManifest(this.client, repo, digest ?? tag);
+    let m = top;
     if (isIndexMediaType(m.mediaType)) {
       let parsed: unknown;
       try {
@@ -103,14 +134,16 @@ class RegistrySource implements ImageSource {
       if (isIndexMediaType(m.mediaType)) throw new KilnError('E_UNSUPPORTED', `${this.ref.toString()}: nested manifest lists are not supported`);
     }
     const names = digest === undefined ? [this.ref.displayName] : [];
-    return [new RegistryImage(this.client, repo, m, names, this.ref.opts.log ?? (() => undefined))];
+    return [new RegistryImage(this.client, repo, m, names, this.ref.opts.log ?? (() => undefined), top, this.ref.opts.progress)];
   }
   close(): Promise<void> {
     return this.client.close();
   }
 }
 
-class RegistryDestination implements ImageDestination {
+export class RegistryDestination implements ImageDestination {
+  /** The manifests PUT so far, in order (push signs them afterwards). */
+  readonly pushed: ManifestBlob[] = [];
   readonly layerForm = 'preserve' as const;
   readonly manifestFormat = 'any' as const;
   private readonly known = new Set<string>();
@@ -119,14 +152,25 @@ class RegistryDestination implements ImageDestination {
 
   async hasBlob(digest: Digest): Promise<boolean> {
     if (this.known.has(digest)) return true;
-    const has = await blobExists(this.client, this.ref.repo, digest);
+    const has = (await blobExists(this.client, this.ref.repo, digest)) || (await this.mount(digest));
     if (has) this.known.add(digest);
     return has;
   }
 
+  /** Mounts the blob from the first of opts.mountFrom that has it; false when none does or may. */
+  private async mount(digest: Digest): Promise<boolean> {
+    for (const from of this.ref.opts.mountFrom ?? []) {
+      if (await mountBlob(this.client, this.ref.repo, digest, from).catch(() => false)) return true;
+    }
+    return false;
+  }
+
   async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
     const what = `${expected.mediaType} ${expected.digest ?? ''} for ${this.ref.toString()}`;
-    this.ref.opts.log?.(`Copying ${CONFIG_TYPES.has(expected.mediaType) ? 'config' : 'blob'} ${expected.digest ?? ''}`.trimEnd());
+    const kind = CONFIG_TYPES.has(expected.mediaType) ? 'config' : 'blob';
+    const progress = this.ref.opts.progress;
+    if (progress && expected.size !== undefined) stream = metered(stream, progress.blob(kind, expected.digest ?? '', expected.size));
+    else this.ref.opts.log?.(`Copying ${kind} ${expected.digest ?? ''}`.trimEnd());
     if (expected.digest !== undefined && expected.size !== undefined) {
       await uploadBlob(this.client, this.ref.repo, stream, expected.digest, expected.size, what);
       this.known.add(expected.digest);
@@ -151,6 +195,7 @@ class RegistryDestination implements ImageDestination {
       throw new KilnError('E_DIGEST_MISMATCH', `${this.ref.toString()}: the manifest to push has digest ${img.manifest.digest}, not the one the reference names`);
     }
     await putManifest(this.client, this.ref.repo, target, img.manifest);
+    this.pushed.push(img.manifest);
   }
 
   commit(): Promise<void> {
@@ -194,7 +239,13 @@ export class DockerReference implements ImageReference {
     return `docker://${this.displayName}`;
   }
 
-  private client(): RegistryClient {
+  /** The same reference with some options replaced. */
+  withOptions(opts: Partial<RegistryOptions>): DockerReference {
+    return new DockerReference(this.displayName, { ...this.opts, ...opts });
+  }
+
+  /** A client for this reference's registry with its host options; the caller closes it. */
+  client(): RegistryClient {
     return new RegistryClient(this.host, (this.opts.hostOptions ?? (() => DEFAULT_HOST))(this.host, `${this.domain}/${this.repo}`));
   }
 

@@ -1,9 +1,12 @@
 /**
  * The local kiln store as a transport ("kiln-storage:NAME", or a bare image name/ID), like
  * containers/image's containers-storage. As a Source it yields one stored image (or, with
- * StorageReference.forImages, several); as a Destination it stores blobs, extracts layers
- * (verifying each diffID) and records the image with its names, all under one lease that
- * commit()/abort() release (abort also garbage-collects what it wrote).
+ * StorageReference.forImages, several). As a Destination (pull, load) it stores blobs and
+ * records the image with its names, all under one lease that commit()/abort() release (abort
+ * also garbage-collects what it wrote). Layers are not extracted: each layer blob's diffID is
+ * computed while it streams in (store/layer-blobs.ts), putImage refuses the image with
+ * E_DIGEST_MISMATCH unless every layer has the diffID its config lists, and the layers are
+ * recorded deferred (extracted = 0); LayerStore.ensureChain makes their dirs on first use.
  */
 import type { Readable } from 'node:stream';
 import { KilnError } from '../errors';
@@ -11,8 +14,9 @@ import type { Digest } from '../util/digest';
 import type { Store } from '../store/store';
 import { Lease } from '../store/lease';
 import type { ImageRecord } from '../store/images';
-import { layerID, type LayerRecord, type PreparedLayer } from '../store/layers';
-import type { Descriptor } from '../image/oci';
+import { blobDiffID, putLayerBlob } from '../store/layer-blobs';
+import type { DiffIDResult } from '../layer/diffid';
+import { layerCompression, type Descriptor } from '../image/oci';
 import { normalizeName } from '../image/reference';
 import { parseConfig, parseManifest } from '../image/manifest';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
@@ -47,6 +51,8 @@ class StorageDestination implements ImageDestination {
   /** Per image put, its ID and the names this copy gave it (what `load` reports). */
   readonly loaded: { id: string; names: string[] }[] = [];
   private readonly created: string[] = [];
+  /** The diffID of every layer blob this destination stored or checked, by blob digest. */
+  private readonly diffIDs = new Map<Digest, DiffIDResult>();
 
   constructor(private readonly store: Store, private readonly fixedName: string | undefined, lease: Lease) {
     this.lease = lease;
@@ -60,9 +66,33 @@ class StorageDestination implements ImageDestination {
     });
   }
 
+  /** Layer media types also get their diffID computed on the way in (see the file comment). */
   async putBlob(stream: Readable, expected: { digest?: Digest; size?: number; mediaType: string }): Promise<{ digest: Digest; size: number }> {
-    const rec = await this.store.blobs.put(stream, this.lease, { ...expected, what: `blob ${expected.digest ?? ''}`.trim() });
-    return rec;
+    const what = `blob ${expected.digest ?? ''}`.trim();
+    if (layerCompression(expected.mediaType) === undefined) return this.store.blobs.put(stream, this.lease, { ...expected, what });
+    const r = await putLayerBlob(this.store, stream, this.lease, { ...expected, what });
+    this.diffIDs.set(r.blob.digest, { diffID: r.diffID, tarSize: r.tarSize });
+    return { digest: r.blob.digest, size: r.blob.size };
+  }
+
+  /**
+   * The uncompressed size of layer blob `l` after checking that its content has the diffID
+   * `want` (E_DIGEST_MISMATCH otherwise).
+   */
+  private async verifyLayer(l: Descriptor, want: Digest, what: string): Promise<number> {
+    let got = this.diffIDs.get(l.digest);
+    if (got === undefined) {
+      const blob = this.store.blobs.get(l.digest);
+      if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: blob ${l.digest} was not stored before its image`);
+      got = await blobDiffID(this.store, blob, what);
+      this.diffIDs.set(l.digest, got);
+    }
+    if (got.diffID !== want) {
+      throw new KilnError('E_DIGEST_MISMATCH', `${what}: the layer's uncompressed content has digest ${got.diffID}, but the image config lists diff_id ${want}`, {
+        hint: 'the image is corrupt or was modified; nothing was stored',
+      });
+    }
+    return got.tarSize;
   }
 
   async putImage(img: PutImageInput): Promise<void> {
@@ -70,47 +100,38 @@ class StorageDestination implements ImageDestination {
     // Names are checked before any work, so a bad one leaves nothing behind.
     const names = this.fixedName !== undefined ? [this.fixedName] : img.names.map(normalizeName);
     const manifest = parseManifest(img.manifest, what);
-    await this.store.blobs.putBuffer(img.manifest.bytes, this.lease, { digest: img.manifest.digest, mediaType: img.manifest.mediaType, what: `${what}: manifest` });
     const config = parseConfig(this.store.blobs.read(manifest.config.digest), what);
     const diffIDs = config.rootfs.diff_ids;
-    const ids: string[] = [];
-    for (const d of diffIDs) ids.push(layerID(ids.length ? ids[ids.length - 1]! : null, d));
-    // Extract every missing layer at once on the worker pool, then record them bottom-up.
-    const present = ids.map((id) => this.store.layers.holdIfPresent(id, this.lease));
-    const settled = await Promise.allSettled(
-      manifest.layers.map(async (l, i) => {
-        if (present[i]) return undefined;
-        const blob = this.store.blobs.get(l.digest);
-        if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: layer ${i + 1} blob ${l.digest} was not stored before its image`);
-        return this.store.layers.prepareFromBlob(blob, diffIDs[i]!, `${what}: layer ${i + 1} (${l.digest})`);
-      }),
-    );
-    const failed = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failed) {
-      for (const r of settled) if (r.status === 'fulfilled' && r.value) this.store.layers.discard(r.value);
-      throw failed.reason;
+    if (diffIDs.length !== manifest.layers.length) {
+      throw new KilnError('E_BAD_MANIFEST', `${what}: manifest lists ${manifest.layers.length} layers but the config has ${diffIDs.length} diff_ids`);
     }
-    let parent: string | null = null;
-    let size = 0;
-    for (const [i, r] of settled.entries()) {
-      const prepared = (r as PromiseFulfilledResult<PreparedLayer | undefined>).value;
-      const layer: LayerRecord = prepared ? this.store.layers.commitPrepared(prepared, parent, this.lease) : present[i]!;
-      size += layer.uncompressedSize;
-      parent = layer.id;
-    }
-    const layers = ids;
+    // Every layer is checked before anything of the image is recorded.
+    const tarSizes = await Promise.all(manifest.layers.map((l, i) => this.verifyLayer(l, diffIDs[i]!, `${what}: layer ${i + 1} (${l.digest})`)));
+    await this.store.blobs.putBuffer(img.manifest.bytes, this.lease, { digest: img.manifest.digest, mediaType: img.manifest.mediaType, what: `${what}: manifest` });
     const created = config.created ? Date.parse(config.created) : NaN;
-    const { image, isNew } = this.store.images.create({
-      id: manifest.config.digest.slice(7),
-      manifestDigest: img.manifest.digest,
-      manifestMediaType: img.manifest.mediaType,
-      configDigest: manifest.config.digest,
-      layers,
-      blobs: [img.manifest.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
-      // podman counts the manifest and config too
-      size: size + img.manifest.bytes.length + manifest.config.size,
-      created: Number.isFinite(created) ? created : Date.now(),
-      names,
+    const { image, isNew } = this.store.writeTx(() => {
+      // layers the store has (same chain) are reused as they are, extracted or not
+      const layers: string[] = [];
+      let size = 0;
+      for (const [i, l] of manifest.layers.entries()) {
+        const blob = this.store.blobs.get(l.digest);
+        if (!blob) throw new KilnError('E_BLOB_UNKNOWN', `${what}: layer ${i + 1} blob ${l.digest} vanished from the store`);
+        const layer = this.store.layers.recordDeferred(blob, diffIDs[i]!, tarSizes[i]!, layers[layers.length - 1] ?? null, this.lease);
+        size += layer.uncompressedSize;
+        layers.push(layer.id);
+      }
+      return this.store.images.create({
+        id: manifest.config.digest.slice(7),
+        manifestDigest: img.manifest.digest,
+        manifestMediaType: img.manifest.mediaType,
+        configDigest: manifest.config.digest,
+        layers,
+        blobs: [img.manifest.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)],
+        // podman counts the manifest and config too
+        size: size + img.manifest.bytes.length + manifest.config.size,
+        created: Number.isFinite(created) ? created : Date.now(),
+        names,
+      });
     });
     this.stored.push(image);
     this.loaded.push({ id: image.id, names });

@@ -12,8 +12,10 @@ import * as path from 'node:path';
 import { requireTool } from './env';
 
 export interface TestRegistry {
-  /** "127.0.0.1:PORT" */
+  /** "127.0.0.1:PORT" (or the `address` asked for) */
   host: string;
+  /** the registry's output: its access log ("POST /v2/… HTTP/1.1" 201 …) and errors; read it before stop() */
+  log: string;
   /** distribution's storage root (…/docker/registry/v2/blobs/sha256/xx/<hex>/data holds blobs) */
   storage: string;
   stop(): Promise<void>;
@@ -28,13 +30,18 @@ export interface RegistryOptions {
   tls?: { cert: string; key: string; ca: string };
   /** htpasswd (bcrypt) file: basic auth for every request */
   htpasswd?: string;
+  /**
+   * loopback address to listen on (default 127.0.0.1); another one, such as 127.0.0.2, is not
+   * one that kiln reaches over plain http by default, so it needs `insecure` or --tls-verify=false
+   */
+  address?: string;
 }
 
-export function freePort(): Promise<number> {
+export function freePort(address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, address, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
@@ -75,7 +82,8 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-registry-'));
   fs.mkdirSync(dir, { recursive: true });
   const storage = path.join(dir, 'data');
-  const host = `127.0.0.1:${await freePort()}`;
+  const address = opts.address ?? '127.0.0.1';
+  const host = `${address}:${await freePort(address)}`;
   const config = path.join(dir, 'config.yml');
   const lines = ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${storage}`, '  delete:', '    enabled: true', 'http:', `  addr: ${host}`];
   if (opts.tls) lines.push('  tls:', `    certificate: ${opts.tls.cert}`, `    key: ${opts.tls.key}`);
@@ -102,6 +110,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   };
   return {
     host,
+    log,
     storage,
     kill,
     async stop() {

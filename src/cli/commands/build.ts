@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
+import { hostOptionsFor, type RegistryFlags } from '../../registry/host-options';
 import { handler, write, ExitError } from '../output';
 import { KilnError } from '../../errors';
 import type { BuildOptions } from '../../build/build';
@@ -13,7 +14,8 @@ import type { SecretSource } from '../../build/env';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface Flags {
+interface Flags extends RegistryFlags {
+  signaturePolicy?: string;
   tag: string[];
   file?: string;
   buildArg: string[];
@@ -167,6 +169,12 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
     squash: o.squashAll ? 'all' : o.squash ? 'new' : undefined,
     ignoreFile: o.ignorefile,
     ulimits: ulimits(o.ulimit),
+    registry: {
+      platform: {},
+      hostOptions: hostOptionsFor(o),
+      ...(o.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
+      ...(o.signaturePolicy !== undefined ? { policyPath: o.signaturePolicy } : {}),
+    },
   };
 }
 
@@ -202,6 +210,11 @@ export function register(program: Command): void {
     .option('--ignorefile <file>', 'path to an alternate .containerignore file')
     .option('--ulimit <type=soft:hard>', 'ulimit options for RUN (clamped to the limits kiln itself has)', collect, [])
     .option('--logfile <file>', 'log to file instead of stdout/stderr')
+    .option('--tls-verify [bool]', 'require HTTPS and verify certificates when pulling base images (default true)')
+    .option('--cert-dir <dir>', 'use certificates (*.crt) at the specified path to access the registry')
+    .option('--authfile <file>', 'path of the authentication file')
+    .option('--creds <user:pass>', 'use USERNAME[:PASSWORD] for accessing the registry')
+    .option('--signature-policy <file>', 'signature policy file for pulled base images')
     .option('--pull-never', 'do not pull the image (same as --pull=never)')
     .option('--pull-always', 'pull the image even if the named image is present in store (same as --pull=always)')
     .option('--rm [bool]', 'remove intermediate containers after a successful build (always)')

@@ -3,17 +3,16 @@
  * podman's progress lines to stderr ("Trying to pull …", "Getting image source signatures",
  * "Copying blob …", …) unless -q, and the image ID to stdout. IMAGE may carry `docker://`
  * (then a name without registry means docker.io); a short name is resolved through
- * containers-registries.conf(5) (aliases, unqualified-search registries) and its candidates are
- * tried in order. A registry's [[registry]] location rewrite applies; the image is stored under
- * the name asked for.
+ * containers-registries.conf(5), and each name is fetched from its registry's mirrors, then its
+ * location (engine/pull.ts). The image is stored under the name asked for.
  */
 import type { Command } from 'commander';
 import { handler, write } from '../output';
+import { progressOutput } from '../progress-lines';
 import { KilnError } from '../../errors';
+import { pullImages } from '../../engine/pull';
 import { hostOptionsFor, type RegistryFlags } from '../../registry/host-options';
-import { registryForPull, resolveShortName } from '../../registry/registries-conf';
-import { pullImage } from '../../registry/pull';
-import { DockerReference, type PlatformWanted } from '../../transports/docker';
+import type { PlatformWanted } from '../../transports/docker';
 
 interface PullFlags extends RegistryFlags {
   platform?: string;
@@ -21,6 +20,8 @@ interface PullFlags extends RegistryFlags {
   os?: string;
   variant?: string;
   quiet?: boolean;
+  signaturePolicy?: string;
+  'registries.d'?: string;
 }
 
 function platformOf(o: PullFlags): PlatformWanted {
@@ -40,16 +41,6 @@ function platformOf(o: PullFlags): PlatformWanted {
   return p;
 }
 
-/** The fully qualified names to try for IMAGE, in order. */
-function candidates(image: string): string[] {
-  if (image.startsWith('docker://')) {
-    const rest = image.slice('docker://'.length);
-    if (rest === '') throw new KilnError('E_INVALID_REFERENCE', `invalid image reference ${JSON.stringify(image)}: empty image name`);
-    return [rest];
-  }
-  return resolveShortName(image);
-}
-
 export function definePull(cmd: Command): Command {
   return cmd
     .argument('<image>', 'image to pull: [docker://][REGISTRY/]NAME[:TAG|@DIGEST]')
@@ -62,28 +53,26 @@ export function definePull(cmd: Command): Command {
     .option('--os <os>', 'use OS instead of the running OS for choosing images')
     .option('--variant <variant>', 'use VARIANT instead of the running architecture variant for choosing images')
     .option('-q, --quiet', 'suppress output information when pulling images')
+    .option('--signature-policy <file>', 'path to a signature-policy file (default /etc/containers/policy.json)')
+    .option('--registries.d <dir>', 'directory of registries.d configuration (signature lookaside) files')
     .action(
       handler(async (ctx, image: string, o: PullFlags) => {
-        const platform = platformOf(o);
-        const log = o.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-        const hostOptions = hostOptionsFor(o);
-        const names = candidates(image);
-        let last: unknown;
-        for (const name of names) {
-          const asked = new DockerReference(name);
-          log?.(`Trying to pull ${asked.displayName}...`);
-          const conf = registryForPull(asked.displayName);
-          const from = conf.location === asked.displayName ? asked : new DockerReference(conf.location);
-          const ref = new DockerReference(from.displayName, { hostOptions, platform, ...(log ? { log } : {}) });
-          try {
-            write(await pullImage(ctx, ref, asked.digest === undefined ? asked.displayName : undefined));
-            return;
-          } catch (e) {
-            last = e;
-            if (names.length > 1) log?.(`Error: ${e instanceof Error ? e.message : String(e)}`);
-          }
+        const out = progressOutput(o.quiet);
+        let id: string;
+        try {
+          id = await pullImages(ctx, {
+            image,
+            platform: platformOf(o),
+            hostOptions: hostOptionsFor(o),
+            ...(out.log ? { log: out.log } : {}),
+            ...(out.progress ? { progress: out.progress } : {}),
+            ...(o.signaturePolicy !== undefined ? { policyPath: o.signaturePolicy } : {}),
+            ...(o['registries.d'] !== undefined ? { registriesDir: o['registries.d'] } : {}),
+          });
+        } finally {
+          out.close();
         }
-        throw last;
+        write(id);
       }),
     );
 }

@@ -1,0 +1,80 @@
+/**
+ * Layer blobs arriving from outside (pull, load): stored as blobs, each with the diffID its
+ * bytes really have, so that an image whose config lists other diff_ids is refused before its
+ * layers are recorded — without extracting anything (the layers are recorded deferred and made
+ * on first use by LayerStore.ensureChain, which verifies the diffID once more).
+ *
+ *   putLayerBlob   streams a blob into the work dir, verifying digest and size and computing
+ *                  its diffID on the way (layer/diffid.ts), fsyncs and commits it;
+ *   blobDiffID     the diffID of a blob already in the store: from a layer recorded from that
+ *                  blob, else by reading it (on the worker pool when it is compressed).
+ */
+import * as fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HashCounter, checkExpected, fsyncFile, tempName, type Expected } from '../util/blobfile';
+import { runInWorker } from '../util/pool';
+import type { Digest } from '../util/digest';
+import { DiffIDTap, type DiffIDResult } from '../layer/diffid';
+import { SNIFF_BYTES, checkSupported, detectCompression } from '../layer/decompress';
+import type { LayerTask } from '../../workers/layer';
+import type { BlobRecord } from './blobs';
+import type { Lease } from './lease';
+import type { Store } from './store';
+
+/**
+ * What the temp file's stream may buffer: while one write is in flight, the chunks arriving
+ * meanwhile are written together (writev) instead of one thread-pool round trip per ~64 KiB.
+ */
+const WRITE_BUFFER = 4 << 20;
+
+export interface LayerBlob extends DiffIDResult {
+  blob: BlobRecord;
+}
+
+/**
+ * Stores a layer blob (held by `lease`) and returns it with its diffID. Nothing is stored when
+ * the digest or size differs from `expected` or the data cannot be decompressed.
+ */
+export async function putLayerBlob(store: Store, src: Readable, lease: Lease, expected: Expected & { mediaType?: string }): Promise<LayerBlob> {
+  const what = expected.what ?? `layer ${expected.digest ?? ''}`.trim();
+  const tmpPath = tempName(store.workDir());
+  const counter = new HashCounter(expected.size, what);
+  const tap = new DiffIDTap(what);
+  let got: { digest: Digest; size: number };
+  let diff: DiffIDResult;
+  try {
+    await pipeline(src, counter, tap, fs.createWriteStream(tmpPath, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }));
+    got = { digest: counter.digest(), size: counter.size };
+    checkExpected(got, { ...expected, what });
+    const r = tap.result();
+    diff = r === 'plain' ? { diffID: got.digest, tarSize: got.size }
+      : r === 'later' ? await runInWorker<LayerTask, DiffIDResult>('layer', { op: 'diffid', blobPath: tmpPath, what })
+      : r;
+    await fsyncFile(tmpPath);
+  } catch (e) {
+    await fs.promises.rm(tmpPath, { force: true });
+    src.destroy();
+    throw e;
+  }
+  const blob = store.blobs.commitTemp(tmpPath, got.digest, got.size, lease, expected.mediaType ?? null);
+  return { blob, ...diff };
+}
+
+/** The diffID of the stored blob `blob` (see the file comment). */
+export async function blobDiffID(store: Store, blob: BlobRecord, what: string): Promise<DiffIDResult> {
+  const known = store.db.prepare('SELECT diff_id AS diffID, uncompressed_size AS tarSize FROM layers WHERE blob_digest = ? LIMIT 1').get(blob.digest) as DiffIDResult | undefined;
+  if (known) return known;
+  const file = store.blobs.path(blob.digest);
+  const head = Buffer.alloc(SNIFF_BYTES);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  checkSupported(head.subarray(0, n));
+  if (detectCompression(head.subarray(0, n)) === 'none') return { diffID: blob.digest, tarSize: blob.size };
+  return runInWorker<LayerTask, DiffIDResult>('layer', { op: 'diffid', blobPath: file, what });
+}
