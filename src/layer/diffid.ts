@@ -52,6 +52,13 @@ export class DiffIDTap extends Transform {
   private decoder: Transform | undefined;
   private counter: HashCounter | undefined;
   private drained: Promise<void> | undefined;
+  /**
+   * A decoding error: the bytes keep flowing (so the blob's digest is still checked and a
+   * corrupt download is reported as a digest mismatch); result() throws it.
+   */
+  private failure: Error | undefined;
+  /** the callback of a chunk waiting for the decoder's 'drain' */
+  private waiting: (() => void) | undefined;
 
   constructor(private readonly what: string) {
     super();
@@ -59,13 +66,14 @@ export class DiffIDTap extends Transform {
 
   /** What the stream showed; valid once it finished (call once). */
   result(): TapResult {
+    if (this.failure) throw this.failure;
     if (this.decided === 'decode') return { diffID: this.counter!.digest(), tarSize: this.counter!.size };
     if (this.decided === undefined) throw new Error('DiffIDTap.result() before the stream finished');
     return this.decided;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.decided === 'plain' || this.decided === 'later') {
+    if (this.decided === 'plain' || this.decided === 'later' || this.failure) {
       cb(null, chunk);
       return;
     }
@@ -89,7 +97,13 @@ export class DiffIDTap extends Transform {
     }
     // pass the chunk on only when the decoder took the batch: the slower side sets the pace
     if (this.decoder!.write(this.takePending())) cb(null, chunk);
-    else this.decoder!.once('drain', () => cb(null, chunk));
+    else {
+      this.waiting = () => {
+        this.waiting = undefined;
+        cb(null, chunk);
+      };
+      this.decoder!.once('drain', () => this.waiting?.());
+    }
   }
 
   override _flush(cb: TransformCallback): void {
@@ -101,13 +115,16 @@ export class DiffIDTap extends Transform {
         return;
       }
     }
-    if (this.decided !== 'decode') {
+    if (this.decided !== 'decode' || this.failure) {
       cb();
       return;
     }
     if (this.pendingLen > 0) this.decoder!.write(this.takePending());
     this.decoder!.end();
-    this.drained!.then(() => cb(), (e: unknown) => cb(decodeError(e, this.what)));
+    this.drained!.then(() => cb(), (e: unknown) => {
+      this.failure ??= decodeError(e, this.what);
+      cb();
+    });
   }
 
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
@@ -139,8 +156,13 @@ export class DiffIDTap extends Transform {
     this.counter = new HashCounter();
     const sink = new Writable({ write: (_c, _e, done) => done() });
     this.drained = pipeline(this.decoder, this.counter, sink);
-    // a decoder error while a chunk waits for 'drain' must still end this stream
-    this.drained.catch((e: unknown) => this.destroy(decodeError(e, this.what)));
+    // a decoder error: remember it, let the bytes (and a chunk waiting for 'drain') pass on
+    this.drained.catch((e: unknown) => {
+      this.failure ??= decodeError(e, this.what);
+      this.pending = [];
+      this.pendingLen = 0;
+      this.waiting?.();
+    });
   }
 }
 

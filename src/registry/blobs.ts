@@ -7,7 +7,7 @@
  * (or their count) differ from the descriptor, so a consumer that stores the stream fails
  * before anything is committed. A truncated response fails the same way.
  */
-import type { Readable, TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { KilnError } from '../errors';
 import type { Descriptor } from '../image/oci';
 import { HashCounter, checkExpected } from '../util/blobfile';
@@ -42,8 +42,31 @@ class Verifier extends HashCounter {
   }
 }
 
-/** GETs a blob as a verifying stream (module comment). 404 is E_BLOB_UNKNOWN. */
-export async function openBlob(client: RegistryClient, repo: string, desc: Descriptor): Promise<Readable> {
+/**
+ * Counts only: fails as soon as more than the descriptor's size arrives, and at the end when
+ * fewer did; for consumers that hash the bytes themselves (the store's putBlob), so a layer is
+ * hashed once, not twice.
+ */
+class SizeGuard extends Transform {
+  private size = 0;
+  constructor(private readonly desc: Descriptor, private readonly label: string) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.size > this.desc.size) cb(new KilnError('E_SIZE_MISMATCH', `${this.label}: more than the expected ${this.desc.size} bytes`));
+    else cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(this.size === this.desc.size ? null : new KilnError('E_SIZE_MISMATCH', `${this.label}: expected ${this.desc.size} bytes, got ${this.size}`));
+  }
+}
+
+/**
+ * GETs a blob as a verifying stream (module comment). 404 is E_BLOB_UNKNOWN. With
+ * `verify: 'size'` only the size is enforced: for a consumer that verifies the digest itself.
+ */
+export async function openBlob(client: RegistryClient, repo: string, desc: Descriptor, verify: 'digest' | 'size' = 'digest'): Promise<Readable> {
   const url = client.url(`/v2/${repo}/blobs/${desc.digest}`);
   const what = `${client.host}/${repo}: blob ${desc.digest}`;
   const res = await client.request('GET', url, { scope: `repository:${repo}:pull` });
@@ -52,7 +75,7 @@ export async function openBlob(client: RegistryClient, repo: string, desc: Descr
     throw new KilnError('E_BLOB_UNKNOWN', `${what}: blob unknown to the registry`);
   }
   if (res.statusCode !== 200) throw await client.fail('GET', url, res, `blob ${desc.digest}`);
-  const v = new Verifier(desc, what);
+  const v = verify === 'digest' ? new Verifier(desc, what) : new SizeGuard(desc, what);
   res.body.on('error', (e) => v.destroy(new KilnError('E_TRANSPORT', `${what}: download failed: ${e.message}`, { cause: e })));
   v.on('close', () => {
     if (!res.body.destroyed) res.body.destroy();

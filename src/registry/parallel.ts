@@ -13,7 +13,8 @@ import { forEachBounded } from '../util/bounded';
 
 export { forEachBounded };
 
-export const PARALLEL_BLOBS = 3;
+/** containers/image's default number of parallel blob copies */
+export const PARALLEL_BLOBS = 6;
 
 
 /** Copies the layers `dest` lacks, PARALLEL_BLOBS at a time; `log` gets "skipped" lines. */

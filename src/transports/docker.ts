@@ -102,11 +102,12 @@ export class RegistryImage implements SourceImage {
   }
   async getBlob(desc: Descriptor): Promise<Readable> {
     const kind = CONFIG_TYPES.has(desc.mediaType) ? 'config' : 'blob';
+    // SourceImage's contract: the caller verifies the digest (destinations hash what they store)
     if (!this.progress) {
       this.log(`Copying ${kind} ${desc.digest}`);
-      return openBlob(this.client, this.repo, desc);
+      return openBlob(this.client, this.repo, desc, 'size');
     }
-    return metered(await openBlob(this.client, this.repo, desc), this.progress.blob(kind, desc.digest, desc.size));
+    return metered(await openBlob(this.client, this.repo, desc, 'size'), this.progress.blob(kind, desc.digest, desc.size));
   }
 }
 
