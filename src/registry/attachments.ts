@@ -10,18 +10,15 @@
  * existing ones plus the new ones not already there (same payload and annotations), uploaded
  * blobs first, the manifest PUT last.
  */
-import { Readable } from 'node:stream';
 import { KilnError } from '../errors';
 import { MT, type Descriptor } from '../image/oci';
 import { hexOf, sha256, type Digest } from '../util/digest';
 import { SIMPLE_SIGNING_MEDIA_TYPE } from '../signature/payload';
-import { blobExists, openBlob, uploadBlob } from './blobs';
+import { putSmallBlob, readSmallBlob } from './blobs';
 import { getManifest, putManifest } from './manifests';
 import type { RegistryClient } from './client';
 
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
-/** Payloads larger than this are refused (containers/image limits them too). */
-const MAX_PAYLOAD = 4 << 20;
 const MAX_SIGNATURES = 128;
 
 export interface Attachment {
@@ -32,13 +29,6 @@ export interface Attachment {
 
 export function attachmentTag(manifestDigest: Digest): string {
   return `sha256-${hexOf(manifestDigest)}.sig`;
-}
-
-async function readSmallBlob(client: RegistryClient, repo: string, d: Descriptor, what: string): Promise<Buffer> {
-  if (d.size > MAX_PAYLOAD) throw new KilnError('E_BAD_MANIFEST', `${what}: ${d.size} bytes is more than the ${MAX_PAYLOAD} allowed`);
-  const chunks: Buffer[] = [];
-  for await (const c of await openBlob(client, repo, d)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 interface SigManifest {
@@ -78,14 +68,6 @@ function sameAttachment(a: Attachment, b: Attachment): boolean {
   return a.payload.equals(b.payload) && ka.length === kb.length && ka.every((k, i) => k === kb[i] && a.annotations[k] === b.annotations[k]);
 }
 
-async function putSmallBlob(client: RegistryClient, repo: string, bytes: Buffer, what: string): Promise<Descriptor> {
-  const digest = sha256(bytes);
-  if (!(await blobExists(client, repo, digest))) {
-    await uploadBlob(client, repo, Readable.from([bytes]), digest, bytes.length, what, () => Readable.from([bytes]));
-  }
-  return { mediaType: '', digest, size: bytes.length };
-}
-
 /** Adds `sigs` to the attachments of `manifestDigest` (see module comment). */
 export async function writeAttachments(client: RegistryClient, repo: string, manifestDigest: Digest, sigs: Attachment[]): Promise<void> {
   const tag = attachmentTag(manifestDigest);
@@ -95,12 +77,12 @@ export async function writeAttachments(client: RegistryClient, repo: string, man
   all.push(...fresh);
   const layers: Descriptor[] = [];
   for (const [i, s] of all.entries()) {
-    const d = await putSmallBlob(client, repo, s.payload, `${client.host}/${repo}:${tag}: signature ${i + 1}`);
-    layers.push({ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: d.digest, size: d.size, annotations: s.annotations });
+    const digest = await putSmallBlob(client, repo, s.payload, `${client.host}/${repo}:${tag}: signature ${i + 1}`);
+    layers.push({ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest, size: s.payload.length, annotations: s.annotations });
   }
   const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } }));
-  const c = await putSmallBlob(client, repo, config, `${client.host}/${repo}:${tag}: config`);
-  const manifest = { schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: c.digest, size: c.size }, layers };
+  const configDigest = await putSmallBlob(client, repo, config, `${client.host}/${repo}:${tag}: config`);
+  const manifest = { schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: configDigest, size: config.length }, layers };
   const bytes = Buffer.from(JSON.stringify(manifest));
   await putManifest(client, repo, tag, { bytes, mediaType: MT.ociManifest, digest: sha256(bytes) });
 }

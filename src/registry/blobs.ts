@@ -7,11 +7,11 @@
  * (or their count) differ from the descriptor, so a consumer that stores the stream fails
  * before anything is committed. A truncated response fails the same way.
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { KilnError } from '../errors';
 import type { Descriptor } from '../image/oci';
 import { HashCounter, checkExpected } from '../util/blobfile';
-import type { Digest } from '../util/digest';
+import { sha256, type Digest } from '../util/digest';
 import { AuthRetryError, responseHeader, type RegistryClient } from './client';
 
 /** Blobs larger than this are uploaded in PATCH chunks of this size. */
@@ -206,4 +206,22 @@ async function uploadOnce(client: RegistryClient, repo: string, stream: Readable
   const res = await client.request('PUT', url, { scope, headers: { 'content-length': '0' } });
   if (res.statusCode !== 201) throw await client.fail('PUT', url, res, `blob ${digest}`);
   await res.body.dump();
+}
+
+/** Small blobs (signature payloads, bundles, artifact configs) are read whole, up to this size. */
+export const MAX_SMALL_BLOB = 4 << 20;
+
+/** GETs and verifies a small blob whole; E_BAD_MANIFEST when its descriptor says it is too large. */
+export async function readSmallBlob(client: RegistryClient, repo: string, desc: Descriptor, what: string): Promise<Buffer> {
+  if (desc.size > MAX_SMALL_BLOB) throw new KilnError('E_BAD_MANIFEST', `${what}: ${desc.size} bytes is more than the ${MAX_SMALL_BLOB} allowed`);
+  const chunks: Buffer[] = [];
+  for await (const c of await openBlob(client, repo, desc)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Uploads `bytes` unless the repository has them; returns their digest. */
+export async function putSmallBlob(client: RegistryClient, repo: string, bytes: Buffer, what: string): Promise<Digest> {
+  const digest = sha256(bytes);
+  if (!(await blobExists(client, repo, digest))) await uploadBlob(client, repo, Readable.from([bytes]), digest, bytes.length, what, () => Readable.from([bytes]));
+  return digest;
 }

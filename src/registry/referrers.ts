@@ -6,11 +6,10 @@
  * extended and PUT again. listReferrers asks GET /v2/REPO/referrers/DIGEST and, on 404, reads
  * that tag. Artifact manifests use the empty config descriptor (application/vnd.oci.empty.v1+json).
  */
-import { Readable } from 'node:stream';
 import { KilnError } from '../errors';
 import { MT, type Descriptor } from '../image/oci';
 import { hexOf, sha256, type Digest } from '../util/digest';
-import { blobExists, uploadBlob } from './blobs';
+import { MAX_SMALL_BLOB, putSmallBlob } from './blobs';
 import { getManifest, putManifest } from './manifests';
 import type { RegistryClient } from './client';
 
@@ -28,12 +27,6 @@ export interface ArtifactLayer {
 
 export function fallbackTag(subject: Digest): string {
   return `sha256-${hexOf(subject)}`;
-}
-
-async function putBlobOnce(client: RegistryClient, repo: string, bytes: Buffer, what: string): Promise<Digest> {
-  const digest = sha256(bytes);
-  if (!(await blobExists(client, repo, digest))) await uploadBlob(client, repo, Readable.from([bytes]), digest, bytes.length, what, () => Readable.from([bytes]));
-  return digest;
 }
 
 interface IndexJSON {
@@ -74,9 +67,9 @@ export async function pushReferrer(
   annotations: Record<string, string>,
 ): Promise<ReferrerDescriptor> {
   const what = `${client.host}/${repo}: referrer of ${subject.digest}`;
-  const config = { mediaType: EMPTY_MEDIA_TYPE, digest: await putBlobOnce(client, repo, EMPTY, what), size: EMPTY.length };
+  const config = { mediaType: EMPTY_MEDIA_TYPE, digest: await putSmallBlob(client, repo, EMPTY, what), size: EMPTY.length };
   const ls: Descriptor[] = [];
-  for (const l of layers) ls.push({ mediaType: l.mediaType, digest: await putBlobOnce(client, repo, l.bytes, what), size: l.bytes.length });
+  for (const l of layers) ls.push({ mediaType: l.mediaType, digest: await putSmallBlob(client, repo, l.bytes, what), size: l.bytes.length });
   const manifest = {
     schemaVersion: 2,
     mediaType: MT.ociManifest,
@@ -108,6 +101,7 @@ export async function listReferrers(client: RegistryClient, repo: string, subjec
   let index: IndexJSON;
   if (res.statusCode === 200) {
     const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (bytes.length > MAX_SMALL_BLOB) throw new KilnError('E_BAD_MANIFEST', `${client.host}/${repo}: referrers list of ${subject} is larger than ${MAX_SMALL_BLOB} bytes`);
     index = parseIndex(bytes, `${client.host}/${repo}: referrers of ${subject}`);
   } else if (res.statusCode === 404) {
     await res.body.dump();

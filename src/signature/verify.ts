@@ -13,7 +13,7 @@
 import * as crypto from 'node:crypto';
 import { KilnError } from '../errors';
 import type { NamedRef } from '../image/reference';
-import { openBlob } from '../registry/blobs';
+import { readSmallBlob } from '../registry/blobs';
 import { readAttachments, SIGNATURE_ANNOTATION } from '../registry/attachments';
 import { getManifest } from '../registry/manifests';
 import { listReferrers } from '../registry/referrers';
@@ -31,15 +31,6 @@ interface FoundSignature {
   kind: string;
   payload: Buffer;
   verifySig(keys: crypto.KeyObject[]): void;
-}
-
-const MAX_BLOB = 4 << 20;
-
-async function smallBlob(client: RegistryClient, repo: string, d: { mediaType: string; digest: `sha256:${string}`; size: number }): Promise<Buffer> {
-  if (d.size > MAX_BLOB) throw new KilnError('E_BAD_MANIFEST', `${client.host}/${repo}: signature blob ${d.digest} of ${d.size} bytes is too large`);
-  const chunks: Buffer[] = [];
-  for await (const c of await openBlob(client, repo, d)) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 async function attachmentSignatures(client: RegistryClient, repo: string, top: ManifestBlob): Promise<FoundSignature[]> {
@@ -75,8 +66,9 @@ async function bundleSignatures(client: RegistryClient, repo: string, top: Manif
     const bundleL = parsed.layers?.find((l) => l.mediaType === BUNDLE_MEDIA_TYPE);
     const payloadL = parsed.layers?.find((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE);
     if (!bundleL || !payloadL) continue;
-    const bundle = await smallBlob(client, repo, bundleL);
-    const payload = await smallBlob(client, repo, payloadL);
+    const what = `${client.host}/${repo}: referrer ${r.digest}`;
+    const bundle = await readSmallBlob(client, repo, bundleL, what);
+    const payload = await readSmallBlob(client, repo, payloadL, what);
     out.push({ kind: `Sigstore bundle ${i + 1}`, payload, verifySig: (keys) => verifyBundle(bundle, payload, keys) });
   }
   return out;
