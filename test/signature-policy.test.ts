@@ -63,6 +63,7 @@ test('invalid policies are refused naming the file and the field', () => {
     [{ default: [{ type: 'sigstoreSigned', keyPath: path.join(dir, 'missing.pub') }] }, /cannot read public key .*missing\.pub: ENOENT/],
     [{ default: [{ type: 'sigstoreSigned', keyPath: pubFile, signedIdentity: { type: 'matchSomething' } }] }, /signedIdentity: unknown type "matchSomething"/],
     [{ default: [{ type: 'reject' }], transports: { docker: { x: 'no' } } }, /transports\.docker\["x"\]: must be a non-empty array/],
+    [{ default: [{ type: 'sigstoreSigned', keyPath: pubFile, signedIdentity: { type: 'exactReference', dockerReference: 'h/x' } }] }, /dockerReference "h\/x" must be a name with a tag or digest/],
   ];
   for (const [v, re] of cases) {
     const f = policyFile(v);
@@ -87,6 +88,8 @@ test('signedIdentity rules accept and refuse as containers-policy.json(5) says',
   no(exact, `h:5000/a/b@${d}`, 'h:5000/a/c:1');
   ok(exact, 'docker.io/library/busybox:latest', 'busybox:latest'); // normalized as docker does
   no(exact, 'busybox:latest', 'docker.io/library/busybox'); // a signature without a tag vouches for no tag
+  no(exact, `h:5000/a/b@${d}`, 'h:5000/a/b'); // …nor for a digest
+  no({ type: 'remapIdentity', prefix: 'mirror:5000/ns', signedPrefix: 'Bad Prefix' }, 'mirror:5000/ns/app:1', 'mirror:5000/ns/app:1');
   ok({ type: 'matchRepository' }, 'h:5000/a/b:1', 'h:5000/a/b:9');
   no({ type: 'matchRepository' }, 'h:5000/a/b:1', 'h:5000/a/bb:1');
   ok({ type: 'exactReference', dockerReference: 'h:5000/x:2' }, 'h:5000/a/b:1', 'h:5000/x:2');

@@ -103,7 +103,8 @@ export async function listReferrers(client: RegistryClient, repo: string, subjec
     const bytes = Buffer.from(await res.body.arrayBuffer());
     if (bytes.length > MAX_SMALL_BLOB) throw new KilnError('E_BAD_MANIFEST', `${client.host}/${repo}: referrers list of ${subject} is larger than ${MAX_SMALL_BLOB} bytes`);
     index = parseIndex(bytes, `${client.host}/${repo}: referrers of ${subject}`);
-  } else if (res.statusCode === 404) {
+  } else if (res.statusCode === 404 || res.statusCode === 400 || res.statusCode === 405 || res.statusCode === 501) {
+    // no referrers API (registries answer 404, or 400/405/501 for an unknown route): the tag scheme
     await res.body.dump();
     index = await fallbackIndex(client, repo, subject);
   } else {

@@ -39,17 +39,19 @@ export function parseDockerRef(s: string): NamedRef | undefined {
 }
 
 function repoDigestOrExact(image: NamedRef, signed: NamedRef): boolean {
+  // a name without tag or digest identifies no image (containers/image refuses it first)
+  if (signed.tag === undefined && signed.digest === undefined) return false;
   if (image.digest !== undefined) return repoOf(image) === repoOf(signed);
   // a signature for a digest reference does not vouch for a tag
   return signed.digest === undefined && signed.tag !== undefined && full(image) === full(signed);
 }
 
 /** Replaces `prefix` (a host, host/namespace or repository) at a path boundary; undefined if it does not apply. */
-function remap(image: NamedRef, prefix: string, signedPrefix: string): NamedRef | undefined {
+function remap(image: NamedRef, prefix: string, signedPrefix: string): NamedRef | 'no-match' | 'invalid' {
   const name = full(image);
   const repo = repoOf(image);
-  if (repo !== prefix && !repo.startsWith(`${prefix}/`)) return undefined;
-  return parseDockerRef(signedPrefix + name.slice(prefix.length));
+  if (repo !== prefix && !repo.startsWith(`${prefix}/`)) return 'no-match';
+  return parseDockerRef(signedPrefix + name.slice(prefix.length)) ?? 'invalid';
 }
 
 /**
@@ -79,7 +81,7 @@ export function checkIdentity(rule: SignedIdentity, image: NamedRef, claimed: st
     }
     case 'remapIdentity': {
       const mapped = remap(image, rule.prefix, rule.signedPrefix);
-      ok = repoDigestOrExact(mapped ?? image, signed);
+      ok = mapped !== 'invalid' && repoDigestOrExact(mapped === 'no-match' ? image : mapped, signed);
       break;
     }
   }

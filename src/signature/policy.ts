@@ -16,7 +16,7 @@ import type { KeyObject } from 'node:crypto';
 import { KilnError } from '../errors';
 import type { NamedRef } from '../image/reference';
 import { loadPublicKeys } from './cosign-key';
-import type { SignedIdentity } from './identity';
+import { parseDockerRef, type SignedIdentity } from './identity';
 
 export type Requirement =
   | { type: 'insecureAcceptAnything' }
@@ -74,7 +74,10 @@ class Parser {
         return { type: v['type'] };
       case 'exactReference':
         this.fields(v, ['type', 'dockerReference'], w);
-        return { type: 'exactReference', dockerReference: this.str(v, 'dockerReference', w) };
+        const ref = this.str(v, 'dockerReference', w);
+        const parsed = parseDockerRef(ref);
+        if (parsed === undefined || (parsed.tag === undefined && parsed.digest === undefined)) this.fail(`${w}: dockerReference ${JSON.stringify(ref)} must be a name with a tag or digest`);
+        return { type: 'exactReference', dockerReference: ref };
       case 'exactRepository':
         this.fields(v, ['type', 'dockerRepository'], w);
         return { type: 'exactRepository', dockerRepository: this.str(v, 'dockerRepository', w) };

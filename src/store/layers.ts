@@ -118,13 +118,15 @@ export class LayerStore {
         return this.prepareFromBlob(blob, l.diffID, `layer ${l.id.slice(0, 12)} (blob ${l.blobDigest})`);
       }),
     );
-    const failed = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    let failed: { reason: unknown } | undefined = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    let commitFailed = false;
     for (const [i, r] of settled.entries()) {
       if (r.status !== 'fulfilled') continue;
       const p = r.value;
       const l = pending[i]!;
       try {
-        this.store.writeTx(() => {
+        // after a failed commit the rest are only discarded (the error is thrown below)
+        if (!commitFailed) this.store.writeTx(() => {
           const now = this.get(l.id);
           if (!now || now.extracted) return;
           // under the lock a dir of a deferred layer is debris of a killed extraction
@@ -133,6 +135,9 @@ export class LayerStore {
           fs.renameSync(p.tmp, this.dir(l.id));
           this.store.db.prepare('UPDATE layers SET extracted = 1 WHERE id = ?').run(l.id);
         });
+      } catch (e) {
+        commitFailed = true;
+        failed ??= { reason: e };
       } finally {
         this.discard(p);
       }
