@@ -7,13 +7,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sandbox, type Sandbox } from './helpers/env';
+import type { Sandbox } from './helpers/env';
 import { BASE, baseSandbox, teardown, writeTree } from './helpers/build-e2e';
-import { startRegistry, type TestRegistry } from './helpers/registry';
+import { sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 
 let reg: TestRegistry;
 let sb: Sandbox;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-build-pull-fresh-');
 
 before(async () => {
   reg = await startRegistry();
@@ -22,16 +22,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of others) teardown(s);
+  teardownAll();
   teardown(sb);
   await reg?.stop();
 });
-
-function fresh(): Sandbox {
-  const s = sandbox('kiln-build-pull-fresh-');
-  others.push(s);
-  return s;
-}
 
 test('FROM an image the store lacks is pulled (--pull=missing), then used; --pull=never refuses', () => {
   const s = fresh();
@@ -64,4 +58,16 @@ test('base image pulls obey the signature policy', () => {
   assert.equal(r.status, 125);
   assert.match(r.stderr, /Source image rejected: Running image docker:\/\/127\.0\.0\.1:\d+\/base\/busybox:1 is rejected by policy/);
   assert.equal(s.ok(['images', '-q']).trim(), '');
+});
+
+test('bad flag values are refused naming the flag, before any work', () => {
+  const s = fresh();
+  const ctx = writeTree(path.join(s.dir, 'ctx'), { Containerfile: 'FROM scratch\nLABEL a=b\n' });
+  const tls = s.kiln(['pull', '--tls-verify=maybe', `${reg.host}/base/busybox:1`]);
+  assert.equal(tls.status, 125);
+  assert.match(tls.stderr, /--tls-verify "maybe": want true or false/);
+  const iid = s.kiln(['build', '-q', '--iidfile', path.join(s.dir, 'no-such-dir', 'iid'), '-t', 'localhost/iid', ctx]);
+  assert.equal(iid.status, 125);
+  assert.match(iid.stderr, /--iidfile .*no-such-dir\/iid: directory .*no-such-dir does not exist/);
+  assert.equal(s.ok(['images', '-q']).trim(), '', 'nothing was built');
 });

@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requireTool, run, sandbox, type Sandbox } from './helpers/env';
-import { startRegistry, type TestRegistry } from './helpers/registry';
+import { sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 
 let reg: TestRegistry;
 let sb: Sandbox;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-mlist-pull-');
 /** image IDs and manifest digests of the two source images */
 const one = { id: '', digest: '' };
 const two = { id: '', digest: '' };
@@ -45,12 +45,6 @@ function importImage(s: Sandbox, name: string, content: string): { id: string; d
   };
 }
 
-function fresh(): Sandbox {
-  const s = sandbox('kiln-mlist-pull-');
-  others.push(s);
-  return s;
-}
-
 function rawIndex(ref: string): { json: IndexJSON; digest: string } {
   const raw = run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
   return { json: JSON.parse(raw) as IndexJSON, digest: `sha256:${createHash('sha256').update(raw).digest('hex')}` };
@@ -71,7 +65,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of others) s.cleanup();
+  teardownAll();
   sb?.cleanup();
   await reg?.stop();
 });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { authFilePath, resolveAuth, saveAuth, removeAuth, removeAllAuth } from '../src/registry/auth';
 import { registryFor, registryForPull, resolveShortName, unqualifiedSearchRegistries, loadRegistriesConf } from '../src/registry/registries-conf';
 import { parseToml } from '../src/registry/toml';
-import { parseChallenges } from '../src/registry/ping';
+import { parseChallenges } from '../src/registry/client';
 import { sandbox, type Sandbox } from './helpers/env';
 import { startTlsRegistry, type TlsRegistry } from './helpers/registry-tls';
 
@@ -287,6 +287,11 @@ test('WWW-Authenticate challenges are parsed', () => {
     { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' } },
   ]);
   assert.deepEqual(parseChallenges(['Basic realm="kiln test"']), [{ scheme: 'basic', params: { realm: 'kiln test' } }]);
+  // two challenges in one header: each keeps its own parameters
+  assert.deepEqual(parseChallenges(['Bearer realm="https://auth.example/token",service="r", Basic realm="kiln test"']), [
+    { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'r' } },
+    { scheme: 'basic', params: { realm: 'kiln test' } },
+  ]);
 });
 
 describe('kiln login / logout against a TLS registry with htpasswd', () => {

@@ -12,9 +12,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sandbox, type Sandbox } from './helpers/env';
+import type { Sandbox } from './helpers/env';
 import { BASE, baseSandbox, teardown } from './helpers/build-e2e';
-import { freePort, startRegistry, type TestRegistry } from './helpers/registry';
+import { freePort, sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 import { pullSources } from '../src/registry/registries-conf';
 import { hostOptionsFor } from '../src/registry/host-options';
 import { RegistryClient } from '../src/registry/client';
@@ -28,7 +28,7 @@ let primary: TestRegistry;
 let mirror: TestRegistry;
 let insecureMirror: TestRegistry;
 let id: string;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-mirrors-pull-');
 
 before(async () => {
   sb = await baseSandbox('kiln-mirrors-');
@@ -41,7 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of others) teardown(s);
+  teardownAll();
   teardown(sb);
   await Promise.all([primary?.stop(), mirror?.stop(), insecureMirror?.stop()]);
 });
@@ -60,8 +60,7 @@ function withMirrors(...mirrors: string[]): string {
 
 /** `kiln pull` into a store of its own (nothing cached from an earlier pull). */
 function pull(env: NodeJS.ProcessEnv, args: string[]) {
-  const s = sandbox('kiln-mirrors-pull-');
-  others.push(s);
+  const s = fresh();
   return { s, r: s.kiln(['pull', ...args], { env }) };
 }
 

@@ -10,11 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run, sandbox, type Sandbox } from './helpers/env';
 import { teardown } from './helpers/build-e2e';
-import { startRegistry, type TestRegistry } from './helpers/registry';
+import { sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 
 let reg: TestRegistry;
 let sb: Sandbox;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-mount-pull-');
 
 before(async () => {
   reg = await startRegistry();
@@ -22,7 +22,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of others) teardown(s);
+  teardownAll();
   teardown(sb);
   await reg?.stop();
 });
@@ -81,7 +81,6 @@ test('pushing to a second repository of the same registry mounts the blobs from 
   assert.ok(mounted.some((l) => l.includes(encodeURIComponent(layers[0]!))));
 
   // the mounted image is whole: another store pulls it with the same ID
-  const other = sandbox('kiln-mount-pull-');
-  others.push(other);
+  const other = fresh();
   assert.equal(other.ok(['pull', '-q', b]).trim(), id);
 });

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { spawnSync } from 'node:child_process';
-import { KILN, requireTool, sandbox, type Sandbox } from './helpers/env';
+import { KILN, requireTool, type Sandbox } from './helpers/env';
 import { BASE, baseSandbox, teardown } from './helpers/build-e2e';
-import { startRegistry, type TestRegistry } from './helpers/registry';
+import { sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 import { barLine, humanBytes, terminalProgress } from '../src/registry/progress';
 
 test('the renderer draws a bar per running blob and leaves a "done" line per finished one', async () => {
@@ -36,7 +36,7 @@ test('the renderer draws a bar per running blob and leaves a "done" line per fin
 
 let reg: TestRegistry;
 let sb: Sandbox;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-progress-pull-');
 
 before(async () => {
   requireTool('script', 'bsdutils');
@@ -45,7 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of others) teardown(s);
+  teardownAll();
   teardown(sb);
   await reg?.stop();
 });
@@ -63,8 +63,7 @@ test('kiln push and pull draw bars on a terminal', () => {
   assert.match(pushed, /Copying blob [0-9a-f]{12} \[[=>-]{20}\] /);
   assert.match(pushed, /Copying blob [0-9a-f]{12} done\n/);
   assert.doesNotMatch(pushed, /Copying blob sha256:/);
-  const s = sandbox('kiln-progress-pull-');
-  others.push(s);
+  const s = fresh();
   const pulled = underTty(s, ['pull', `${reg.host}/progress/busybox:1`]);
   assert.match(pulled, /Copying blob [0-9a-f]{12} done\n/);
   assert.match(pulled, /Copying config [0-9a-f]{12} done\n/);

@@ -15,8 +15,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { KILN, podmanIn, requireTool, run, type Sandbox } from './helpers/env';
 import { BASE, baseSandbox, teardown } from './helpers/build-e2e';
-import { sandbox } from './helpers/env';
-import { registryBlobPath, startRegistry, type TestRegistry } from './helpers/registry';
+import { registryBlobPath, sandboxes, startRegistry, type TestRegistry } from './helpers/registry';
 import { hostOptionsFor } from '../src/registry/host-options';
 import { RegistryClient } from '../src/registry/client';
 import { getManifest } from '../src/registry/manifests';
@@ -25,7 +24,7 @@ import type { Digest } from '../src/util/digest';
 
 let reg: TestRegistry;
 let sb: Sandbox;
-const others: Sandbox[] = [];
+const { fresh, teardownAll } = sandboxes('kiln-registry-pull-');
 let podman: ReturnType<typeof podmanIn> | undefined;
 
 before(async () => {
@@ -36,16 +35,10 @@ before(async () => {
 
 after(async () => {
   podman?.cleanup();
-  for (const s of others) teardown(s);
+  teardownAll();
   teardown(sb);
   await reg?.stop();
 });
-
-function fresh(): Sandbox {
-  const s = sandbox('kiln-registry-pull-');
-  others.push(s);
-  return s;
-}
 
 /** Runs kiln without blocking the event loop (in-process HTTP servers must keep answering). */
 function kilnAsync(s: Sandbox, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {

@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { KilnError, withContext } from '../errors';
 import { parseConfig, parseManifest } from '../image/manifest';
 import { goArch } from '../image/platform';
-import { normalizeName, parseName } from '../image/reference';
+import { normalizeName } from '../image/reference';
 import { buildIndex, listFormatFor, type BuiltIndex, type ListFormat } from '../image/list-index';
 import { ManifestListStore, type ListEntry, type ManifestListRecord } from '../store/manifest-lists';
 import { Lease } from '../store/lease';
@@ -239,16 +239,6 @@ function storedSource(ctx: EngineContext, manifest: ManifestBlob): SourceImage {
   };
 }
 
-/** Repositories of `domain` other than `repo` that the image is named in (cross-repo mount sources). */
-function mountSources(names: readonly string[], domain: string, repo: string): string[] {
-  const repos = new Set<string>();
-  for (const n of names) {
-    const r = parseName(n, 'docker.io');
-    if (r.domain === domain && r.path !== repo) repos.add(r.path);
-  }
-  return [...repos];
-}
-
 /**
  * `manifest push`: pushes the images (with `all`) by digest, then the index under the tag.
  * Progress lines (podman's) go to `opts.registry.log`. Returns the index's digest.
@@ -259,7 +249,7 @@ export async function pushManifestList(ctx: EngineContext, opts: PushListOptions
   // the registry client (undici) is loaded only when something is pushed
   const { DockerReference, RegistryDestination } = require('../transports/docker') as typeof import('../transports/docker');
   const { copyImage } = require('../transports/copy') as typeof import('../transports/copy');
-  const { copyLayersParallel } = require('../registry/parallel') as typeof import('../registry/parallel');
+  const { copyLayersParallel, mountSources } = require('../registry/parallel') as typeof import('../registry/parallel');
   const { putManifest } = require('../registry/manifests') as typeof import('../registry/manifests');
   const registry = opts.registry ?? {};
   const target = new DockerReference(name, registry);

@@ -40,11 +40,14 @@ export function generateSigstoreKey(opts: GenerateKeyOptions): { privateKey: str
     if (fs.existsSync(f)) throw new KilnError('E_INVALID_ARGUMENT', `refusing to overwrite existing ${f}`);
   }
   const pair = generateKeyPair(opts.passphrase);
+  let wrote = false;
   try {
     writeNew(priv, pair.privateKey, 0o600);
+    wrote = true;
     writeNew(pub, pair.publicKey, 0o644);
   } catch (e) {
-    fs.rmSync(priv, { force: true });
+    // only our own private key: a file that appeared meanwhile (EEXIST) is someone else's
+    if (wrote) fs.rmSync(priv, { force: true });
     throw new KilnError('E_IO', `writing ${opts.outputPrefix}.{private,pub}: ${(e as Error).message}`, { cause: e });
   }
   return { privateKey: priv, publicKey: pub };

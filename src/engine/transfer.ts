@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError, withContext } from '../errors';
-import { parseName, pickName } from '../image/reference';
+import { pickName } from '../image/reference';
 import type { ImageRecord } from '../store/images';
 import { copyImage } from '../transports/copy';
 import { parseImageReference } from '../transports/parse';
@@ -17,8 +17,7 @@ import { OciArchiveReference } from '../transports/oci-archive';
 import { OciLayoutReference } from '../transports/oci-layout';
 import { DirReference } from '../transports/dir';
 import type { DockerReference, RegistryDestination, RegistryOptions } from '../transports/docker';
-import { loadSigner, signPushed, type SignOptions } from '../signature/sign';
-import { copyLayersParallel } from '../registry/parallel';
+import type { SignOptions } from '../signature/sign';
 import type { ImageDestination, ImageReference, SourceImage } from '../transports/types';
 import type { EngineContext } from './context';
 
@@ -103,19 +102,6 @@ export interface PushOptions {
 }
 
 /**
- * The repositories of `dest`'s registry that the image is named in (other than `dest`'s own):
- * where its blobs may already be, to mount them from instead of uploading.
- */
-function mountSources(names: readonly string[], dest: DockerReference): string[] {
-  const repos = new Set<string>();
-  for (const n of names) {
-    const r = parseName(n, 'docker.io');
-    if (r.domain === dest.domain && r.path !== dest.repo) repos.add(r.path);
-  }
-  return [...repos];
-}
-
-/**
  * Pushes one stored image. To a registry (`docker://`), layers the registry lacks are mounted
  * from another repository of it that the image is named in, else uploaded PARALLEL_BLOBS at a
  * time, then the config, then the manifest (the image appears only then); progress lines go to
@@ -131,18 +117,22 @@ export async function pushImage(ctx: EngineContext, opts: PushOptions): Promise<
     await copyAll(ctx, [{ img, names }], await destRef.newDestination(), destRef.toString());
     return;
   }
+  // loaded here: save, load and pushes to other transports need neither the registry client
+  // (undici) nor the signing code (@sigstore)
+  const { copyLayersParallel, mountSources } = require('../registry/parallel') as typeof import('../registry/parallel');
+  const signing = opts.sign ? (require('../signature/sign') as typeof import('../signature/sign')) : undefined;
   const log = opts.registry?.log;
   log?.('Getting image source signatures');
   const dockerRef = destRef as DockerReference;
   // the key is decrypted before anything is pushed: a wrong passphrase pushes nothing
-  const signer = opts.sign ? loadSigner(opts.sign, dockerRef) : undefined;
-  const mountFrom = mountSources(img.names, dockerRef);
+  const signer = signing && opts.sign ? signing.loadSigner(opts.sign, dockerRef) : undefined;
+  const mountFrom = mountSources(img.names, dockerRef.domain, dockerRef.repo);
   const dest = await (mountFrom.length > 0 ? dockerRef.withOptions({ mountFrom }) : dockerRef).newDestination();
   await copyAll(ctx, [{ img, names }], dest, destRef.toString(), (src, what) => copyLayersParallel(src, dest, what, log));
   log?.('Storing signatures');
-  if (signer) {
+  if (signing && signer) {
     const m = (dest as RegistryDestination).pushed[0]!;
-    await signPushed(signer, dockerRef, { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
+    await signing.signPushed(signer, dockerRef, { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
   }
 }
 

@@ -7,9 +7,9 @@
  *    --tls-verify=false), with certificate verification unless `tlsVerify` is false. Extra CAs come
  *    from `certDir` (every *.crt file, ca.crt included), else from /etc/containers/certs.d/HOST
  *    or /etc/docker/certs.d/HOST when present.
- *  - Auth: a 401 with a WWW-Authenticate challenge is answered once per request: Bearer fetches
- *    a token from the realm (service, scope; Basic credentials when given), cached per scope;
- *    Basic sends the credentials. Error messages never contain credentials or tokens.
+ *  - Auth: a 401 with a WWW-Authenticate challenge is answered once per request, Bearer before
+ *    Basic when both are offered: Bearer fetches a token from the realm (service, scope; Basic
+ *    credentials when given), cached per scope; Basic sends the credentials. Error messages never contain credentials or tokens.
  *    Authorization is sent only to the registry's own origin (not to an upload Location on
  *    another host, nor to redirect targets); a plain-http token realm of an https registry is
  *    refused. A 401 to a request whose streamed body was already sent fetches a new token and
@@ -27,8 +27,7 @@ import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { registryTls } from './tls';
 import { KilnError } from '../errors';
-
-export type Credentials = { username: string; password: string } | { identitytoken: string };
+import type { Credentials } from './auth';
 
 export interface RegistryHostOptions {
   tlsVerify: boolean;
@@ -77,13 +76,49 @@ export function isLocalHost(host: string): boolean {
   return name === 'localhost' || name === '127.0.0.1' || name === '::1';
 }
 
-/** Parses `Bearer realm="…",service="…"` into scheme and parameters. */
-export function parseChallenge(h: string): { scheme: string; params: Record<string, string> } {
-  const m = /^\s*(\S+)\s*(.*)$/.exec(h) ?? ['', '', ''];
-  const params: Record<string, string> = {};
-  const re = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (let r = re.exec(m[2]!); r; r = re.exec(m[2]!)) params[r[1]!.toLowerCase()] = r[2] !== undefined ? r[2].replace(/\\(.)/g, '$1') : r[3]!;
-  return { scheme: m[1]!.toLowerCase(), params };
+export interface Challenge { scheme: string; params: Record<string, string> }
+
+/**
+ * Parses WWW-Authenticate values (`Bearer realm="…",service="…", Basic realm="…"`; several
+ * challenges may share one header) into challenges, scheme and parameter names lowercased.
+ */
+export function parseChallenges(headers: readonly string[]): Challenge[] {
+  const out: Challenge[] = [];
+  for (const h of headers) {
+    let cur: Challenge | undefined;
+    let i = 0;
+    while (i < h.length) {
+      while (i < h.length && /[\s,]/.test(h[i]!)) i++;
+      const tok = /^[\w.~+/-]+/.exec(h.slice(i))?.[0];
+      if (!tok) break;
+      i += tok.length;
+      while (i < h.length && h[i] === ' ') i++;
+      if (h[i] !== '=') {
+        cur = { scheme: tok.toLowerCase(), params: {} };
+        out.push(cur);
+        continue;
+      }
+      i++;
+      while (i < h.length && h[i] === ' ') i++;
+      let v = '';
+      if (h[i] === '"') {
+        for (i++; i < h.length && h[i] !== '"'; i++) v += h[i] === '\\' ? h[++i] ?? '' : h[i];
+        i++;
+      } else {
+        const m = /^[^,\s]*/.exec(h.slice(i))![0];
+        v = m;
+        i += m.length;
+      }
+      if (cur) cur.params[tok.toLowerCase()] = v;
+    }
+  }
+  return out;
+}
+
+/** A header's values as a list (undici gives a string, or an array for a repeated header). */
+export function headerValues(h: RegistryResponse['headers'], name: string): string[] {
+  const v = h[name.toLowerCase()];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
 function header(h: RegistryResponse['headers'], name: string): string | undefined {
@@ -184,9 +219,9 @@ export class RegistryClient {
       }
       this.fallback = false;
       if (res.statusCode === 401 && !authed && url.origin === this.base.origin) {
-        const challenge = header(res.headers, 'www-authenticate');
+        const challenges = parseChallenges(headerValues(res.headers, 'www-authenticate'));
         await res.body.dump();
-        if (challenge !== undefined && (await this.authenticate(challenge, o.scope))) {
+        if (await this.authenticate(challenges, o.scope)) {
           if (!replayable) {
             // the streamed body is gone: the caller must start over with a fresh stream
             throw new AuthRetryError(`${method} ${this.show(url)}: the registry asked for authentication again after the request body was sent`);
@@ -223,16 +258,19 @@ export class RegistryClient {
     return undefined;
   }
 
-  /** Answers a challenge; false when it cannot be answered (no credentials for Basic, …). */
-  private async authenticate(challenge: string, scope: string | undefined): Promise<boolean> {
-    const { scheme, params } = parseChallenge(challenge);
+  /**
+   * Answers a 401's challenges: Bearer (with a realm) first, else Basic; false when they cannot
+   * be answered (none of these, no credentials for Basic, Basic already tried).
+   */
+  private async authenticate(challenges: Challenge[], scope: string | undefined): Promise<boolean> {
     const c = this.opts.credentials;
-    if (scheme === 'basic') {
-      if (!c || !('username' in c) || this.basic) return false;
+    const bearer = challenges.find((ch) => ch.scheme === 'bearer' && ch.params['realm'] !== undefined);
+    if (bearer === undefined) {
+      if (!challenges.some((ch) => ch.scheme === 'basic') || !c || !('username' in c) || this.basic) return false;
       this.basic = true;
       return true;
     }
-    if (scheme !== 'bearer' || params['realm'] === undefined) return false;
+    const params = bearer.params;
     let realm: URL;
     try {
       realm = new URL(params['realm']);

@@ -6,6 +6,8 @@
  * A pull source (a [[registry.mirror]] or the primary location, engine/pull.ts) brings its own
  * `insecure` and keeps --creds off other registries than the one asked for, as podman does.
  */
+import { KilnError } from '../errors';
+import { parseGoBool } from '../build/frontend/flags';
 import { resolveAuth } from './auth';
 import { registryFor } from './registries-conf';
 import type { RegistryHostOptions } from './client';
@@ -33,7 +35,9 @@ export type HostOptionsFn = (host: string, ref?: string, endpoint?: PullEndpoint
 export function tlsVerifyFlag(v: boolean | string | undefined): boolean {
   if (v === undefined || v === true) return true;
   if (v === false) return false;
-  return !/^(false|0|no)$/i.test(v);
+  const b = parseGoBool(v) ?? (/^no$/i.test(v) ? false : /^yes$/i.test(v) ? true : undefined);
+  if (b === undefined) throw new KilnError('E_INVALID_ARGUMENT', `--tls-verify ${JSON.stringify(v)}: want true or false`, { hint: 'write --tls-verify=false' });
+  return b;
 }
 
 /**

@@ -4,18 +4,31 @@
  * present and only copies the config and the manifest. Only for destinations that keep layers
  * as they are (layerForm 'preserve'); others are left to copyImage. Each blob is verified by
  * the destination's putBlob; on a failure the remaining transfers are let finish (so no stream
- * is left open) and the first error is thrown.
+ * is left open) and the first error is thrown. mountSources names the repositories a push may
+ * mount the blobs from.
  */
 import { parseManifest } from '../image/manifest';
 import type { Descriptor } from '../image/oci';
 import type { ImageDestination, SourceImage } from '../transports/types';
+import { parseName } from '../image/reference';
 import { forEachBounded } from '../util/bounded';
-
-export { forEachBounded };
 
 /** containers/image's default number of parallel blob copies */
 export const PARALLEL_BLOBS = 6;
 
+/**
+ * The repositories of registry `domain` other than `repo` that an image is named in (its stored
+ * names): where its blobs may already be, to mount them from instead of uploading
+ * (RegistryOptions.mountFrom).
+ */
+export function mountSources(names: readonly string[], domain: string, repo: string): string[] {
+  const repos = new Set<string>();
+  for (const n of names) {
+    const r = parseName(n, 'docker.io');
+    if (r.domain === domain && r.path !== repo) repos.add(r.path);
+  }
+  return [...repos];
+}
 
 /** Copies the layers `dest` lacks, PARALLEL_BLOBS at a time; `log` gets "skipped" lines. */
 export async function copyLayersParallel(src: SourceImage, dest: ImageDestination, what: string, log?: (line: string) => void): Promise<void> {

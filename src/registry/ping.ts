@@ -2,7 +2,8 @@
  * Checks credentials against a registry the way `podman login` does: GET /v2/, and on a 401
  * answer the WWW-Authenticate challenge — Basic (retry with basic auth) or Bearer (fetch a token
  * from the realm with basic auth, or with the identity token as an OAuth2 refresh token, then
- * retry with it). Independent of the registry client on purpose (undici only).
+ * retry with it). Independent of RegistryClient on purpose (a bare undici Agent); it shares
+ * client.ts's challenge parsing.
  *
  * TLS: https first, verifying against the system CAs plus the `*.crt` files of the cert dir
  * (--cert-dir, else /etc/containers/certs.d/HOST, else /etc/docker/certs.d/HOST), and the
@@ -12,7 +13,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { registryTls } from './tls';
-import { isLocalHost } from './client';
+import { headerValues, isLocalHost, parseChallenges, type Challenge } from './client';
 import { KilnError } from '../errors';
 import type { Credentials } from './auth';
 
@@ -28,43 +29,6 @@ export interface PingOptions {
 
 export type PingResult = 'ok' | 'unauthorized';
 
-interface Challenge { scheme: string; params: Record<string, string> }
-
-/** Parses `Bearer realm="…",service="…", Basic realm="…"` into challenges. */
-export function parseChallenges(headers: string[]): Challenge[] {
-  const out: Challenge[] = [];
-  for (const h of headers) {
-    let cur: Challenge | undefined;
-    let i = 0;
-    while (i < h.length) {
-      while (i < h.length && /[\s,]/.test(h[i]!)) i++;
-      const tok = /^[\w.~+/-]+/.exec(h.slice(i))?.[0];
-      if (!tok) break;
-      i += tok.length;
-      while (i < h.length && h[i] === ' ') i++;
-      if (h[i] !== '=') {
-        cur = { scheme: tok.toLowerCase(), params: {} };
-        out.push(cur);
-        continue;
-      }
-      i++;
-      while (i < h.length && h[i] === ' ') i++;
-      let v = '';
-      if (h[i] === '"') {
-        for (i++; i < h.length && h[i] !== '"'; i++) v += h[i] === '\\' ? h[++i] ?? '' : h[i];
-        i++;
-      } else {
-        const m = /^[^,\s]*/.exec(h.slice(i))![0];
-        v = m;
-        i += m.length;
-      }
-      if (cur) cur.params[tok.toLowerCase()] = v;
-    }
-  }
-  return out;
-}
-
-
 function basic(c: { username: string; password: string }): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
 }
@@ -73,10 +37,6 @@ async function get(d: Dispatcher, url: string, timeoutMs: number, headers: Recor
   const r = await request(url, { dispatcher: d, method: 'GET', headers: { 'user-agent': 'kiln', ...headers }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   const body = await r.body.text();
   return { status: r.statusCode, headers: r.headers, body };
-}
-
-function headerList(v: string | string[] | undefined): string[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
 async function fetchToken(d: Dispatcher, ch: Challenge, creds: Credentials | undefined, timeoutMs: number): Promise<string | 'unauthorized'> {
@@ -112,7 +72,7 @@ async function pingAt(d: Dispatcher, base: string, creds: Credentials | undefine
   const first = await get(d, `${base}/v2/`, timeoutMs);
   if (first.status === 200) return 'ok';
   if (first.status !== 401) throw new KilnError('E_TRANSPORT', `${base}/v2/ answered ${first.status}, not a registry API v2 response`);
-  const challenges = parseChallenges(headerList(first.headers['www-authenticate']));
+  const challenges = parseChallenges(headerValues(first.headers, 'www-authenticate'));
   const bearer = challenges.find((c) => c.scheme === 'bearer');
   let auth: string;
   if (bearer) {

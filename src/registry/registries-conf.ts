@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../errors';
+import { hasExplicitDomain } from '../image/reference';
 import { parseToml, type TomlTable, type TomlValue } from './toml';
 
 export type ShortNameMode = 'enforcing' | 'permissive' | 'disabled';
@@ -104,8 +105,8 @@ function parseFile(file: string): Parsed {
   if (typeof aliases !== 'object' || Array.isArray(aliases)) fail(file, '[aliases] must be a table');
   for (const [name, value] of Object.entries(aliases)) {
     const v = str(file, `aliases."${name}"`, value)!;
-    if (isQualified(name)) fail(file, `alias ${JSON.stringify(name)} must be a short name`);
-    if (!isQualified(v)) fail(file, `alias ${JSON.stringify(name)} = ${JSON.stringify(v)} must be a fully qualified name`);
+    if (hasExplicitDomain(name)) fail(file, `alias ${JSON.stringify(name)} must be a short name`);
+    if (!hasExplicitDomain(v)) fail(file, `alias ${JSON.stringify(name)} = ${JSON.stringify(v)} must be a fully qualified name`);
     out.aliases.set(name, v);
   }
   return out;
@@ -170,14 +171,6 @@ export function loadRegistriesConf(opts: ConfOptions = {}): RegistriesConf {
     for (const [k, v] of p.aliases) conf.aliases.set(k, v);
   }
   return conf;
-}
-
-/** True when the first component of `name` is a registry host (has "." or ":", or is localhost). */
-export function isQualified(name: string): boolean {
-  const slash = name.indexOf('/');
-  if (slash < 0) return false;
-  const first = name.slice(0, slash);
-  return first.includes('.') || first.includes(':') || first === 'localhost';
 }
 
 /** Length of the part of `ref` matched by `prefix`, or -1. */
@@ -287,7 +280,7 @@ export function unqualifiedSearchRegistries(opts: ConfOptions = {}): string[] {
  */
 export function resolveShortName(name: string, opts: ConfOptions = {}): string[] {
   if (name === '' || /\s/.test(name)) throw new KilnError('E_INVALID_REFERENCE', `invalid image name ${JSON.stringify(name)}`);
-  if (isQualified(name)) return [name];
+  if (hasExplicitDomain(name)) return [name];
   const m = /^([^@]*?)((?::[^:/@]+)?(?:@.+)?)$/.exec(name)!;
   const repo = m[1]!;
   const suffix = m[2]!;

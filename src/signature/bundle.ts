@@ -10,11 +10,12 @@
  * verifyBundle: @sigstore/verify offline with tlog/ctlog/timestamp thresholds 0 and a trust
  * material holding only the policy's keys. @sigstore/verify does not compare the bundle's
  * messageDigest with the artifact, so that is checked here first.
+ * @sigstore/sign and @sigstore/verify are loaded on first use: every pull loads this module
+ * (for BUNDLE_MEDIA_TYPE), most never sign or verify a bundle.
  */
 import * as crypto from 'node:crypto';
 import { BUNDLE_V03_MEDIA_TYPE, bundleFromJSON, bundleToJSON, isBundleWithMessageSignature } from '@sigstore/bundle';
-import { MessageSignatureBundleBuilder } from '@sigstore/sign';
-import { Verifier, toSignedEntity, type TrustMaterial } from '@sigstore/verify';
+import type { TrustMaterial } from '@sigstore/verify';
 import { KilnError } from '../errors';
 import { keyHint } from './cosign-key';
 
@@ -24,6 +25,7 @@ export const BUNDLE_MEDIA_TYPE = BUNDLE_V03_MEDIA_TYPE;
 export async function makeBundle(payload: Buffer, key: crypto.KeyObject): Promise<Buffer> {
   const publicKey = crypto.createPublicKey(key).export({ format: 'pem', type: 'spki' }).toString();
   const hint = keyHint(key);
+  const { MessageSignatureBundleBuilder } = require('@sigstore/sign') as typeof import('@sigstore/sign');
   const builder = new MessageSignatureBundleBuilder({
     witnesses: [],
     signer: {
@@ -61,6 +63,7 @@ export function verifyBundle(bundleBytes: Buffer, payload: Buffer, keys: crypto.
       return { publicKey: k, validFor: () => true };
     },
   };
+  const { Verifier, toSignedEntity } = require('@sigstore/verify') as typeof import('@sigstore/verify');
   try {
     new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(toSignedEntity(bundle, payload));
   } catch (e) {

@@ -12,7 +12,7 @@
  * Names are normalized as docker does (docker.io/library/…) before comparing.
  */
 import { KilnError } from '../errors';
-import { parseName, type NamedRef } from '../image/reference';
+import { parseName, repository, type NamedRef } from '../image/reference';
 
 export type SignedIdentity =
   | { type: 'matchRepoDigestOrExact' }
@@ -21,12 +21,8 @@ export type SignedIdentity =
   | { type: 'exactRepository'; dockerRepository: string }
   | { type: 'remapIdentity'; prefix: string; signedPrefix: string };
 
-function repoOf(r: NamedRef): string {
-  return `${r.domain}/${r.path}`;
-}
-
 function full(r: NamedRef): string {
-  return r.digest !== undefined ? `${repoOf(r)}@${r.digest}` : `${repoOf(r)}:${r.tag ?? 'latest'}`;
+  return r.digest !== undefined ? `${repository(r)}@${r.digest}` : `${repository(r)}:${r.tag ?? 'latest'}`;
 }
 
 /** A docker reference as containers/image parses it (docker.io default); undefined if invalid. */
@@ -41,7 +37,7 @@ export function parseDockerRef(s: string): NamedRef | undefined {
 function repoDigestOrExact(image: NamedRef, signed: NamedRef): boolean {
   // a name without tag or digest identifies no image (containers/image refuses it first)
   if (signed.tag === undefined && signed.digest === undefined) return false;
-  if (image.digest !== undefined) return repoOf(image) === repoOf(signed);
+  if (image.digest !== undefined) return repository(image) === repository(signed);
   // a signature for a digest reference does not vouch for a tag
   return signed.digest === undefined && signed.tag !== undefined && full(image) === full(signed);
 }
@@ -49,7 +45,7 @@ function repoDigestOrExact(image: NamedRef, signed: NamedRef): boolean {
 /** Replaces `prefix` (a host, host/namespace or repository) at a path boundary; undefined if it does not apply. */
 function remap(image: NamedRef, prefix: string, signedPrefix: string): NamedRef | 'no-match' | 'invalid' {
   const name = full(image);
-  const repo = repoOf(image);
+  const repo = repository(image);
   if (repo !== prefix && !repo.startsWith(`${prefix}/`)) return 'no-match';
   return parseDockerRef(signedPrefix + name.slice(prefix.length)) ?? 'invalid';
 }
@@ -67,7 +63,7 @@ export function checkIdentity(rule: SignedIdentity, image: NamedRef, claimed: st
       ok = repoDigestOrExact(image, signed);
       break;
     case 'matchRepository':
-      ok = repoOf(image) === repoOf(signed);
+      ok = repository(image) === repository(signed);
       break;
     case 'exactReference': {
       const want = parseDockerRef(rule.dockerReference);
@@ -76,7 +72,7 @@ export function checkIdentity(rule: SignedIdentity, image: NamedRef, claimed: st
     }
     case 'exactRepository': {
       const want = parseDockerRef(rule.dockerRepository);
-      ok = want !== undefined && repoOf(want) === repoOf(signed);
+      ok = want !== undefined && repository(want) === repository(signed);
       break;
     }
     case 'remapIdentity': {

@@ -11,7 +11,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { KilnError } from '../errors';
 import type { NamedRef } from '../image/reference';
 import { dockerScopes } from './policy';
@@ -50,6 +49,8 @@ export function loadRegistriesD(dir: string): RegistriesD {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
     throw new KilnError('E_INVALID_ARGUMENT', `registries.d ${dir}: ${(e as Error).message}`);
   }
+  // loaded on first use: a pull reads registries.d only under a sigstoreSigned requirement
+  const { parse: parseYaml } = require('yaml') as typeof import('yaml');
   let defaultFrom: string | undefined;
   const from = new Map<string, string>();
   for (const n of names) {

@@ -1,6 +1,7 @@
 /**
  * A throwaway OCI registry for tests and benches: Debian's `docker-registry` (distribution) on
  * 127.0.0.1:<free port>, plain http or TLS with basic auth. `stop()` kills it and waits for it.
+ * Also: `sandboxes`, the empty stores a suite pulls into.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,7 +10,8 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { requireTool } from './env';
+import { requireTool, sandbox, type Sandbox } from './env';
+import { teardown } from './build-e2e';
 
 export interface TestRegistry {
   /** "127.0.0.1:PORT" (or the `address` asked for) */
@@ -127,4 +129,26 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
 export function registryBlobPath(reg: TestRegistry, digest: string): string {
   const hex = digest.replace(/^sha256:/, '');
   return path.join(reg.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+}
+
+export interface SandboxPool {
+  /** a new empty store (for a pull that must not find anything cached) */
+  fresh(): Sandbox;
+  /** tears down every store `fresh` made (call in after()) */
+  teardownAll(): void;
+}
+
+/** Empty stores for one suite's pulls, named `PREFIX…`, torn down together (build-e2e.ts teardown). */
+export function sandboxes(prefix: string): SandboxPool {
+  const made: Sandbox[] = [];
+  return {
+    fresh() {
+      const s = sandbox(prefix);
+      made.push(s);
+      return s;
+    },
+    teardownAll() {
+      for (const s of made.splice(0)) teardown(s);
+    },
+  };
 }
