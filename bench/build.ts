@@ -21,17 +21,13 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BenchContext, BenchEntry, Fixture, Measured } from './run';
 import { BIG_MIB, layoutOf, RUN_STEPS, setupBuildFixture, SMALL_FILES, STAGES, storeOf, type Tool, type Workload } from './build-fixture';
-import { run } from './lib';
+import { run, runsFromEnv } from './lib';
 
 const GROUP = 'build';
 const FIXTURE = 'builds';
 
 /** Timed runs per side; KILN_BENCH_BUILD_RUNS overrides. */
-function buildRuns(): number {
-  const n = Number(process.env.KILN_BENCH_BUILD_RUNS ?? 3);
-  if (!Number.isInteger(n) || n < 2) throw new Error(`KILN_BENCH_BUILD_RUNS must be an integer >= 2, got ${process.env.KILN_BENCH_BUILD_RUNS}`);
-  return n;
-}
+const buildRuns = (): number => runsFromEnv('KILN_BENCH_BUILD_RUNS');
 
 let stageMiB: number | undefined;
 

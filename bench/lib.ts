@@ -33,6 +33,13 @@ export function versionOf(cmd: string, args: readonly string[] = ['--version']):
   }
 }
 
+/** Timed runs per side of a bench that times itself: `envVar` overrides the default 3. */
+export function runsFromEnv(envVar: string): number {
+  const n = Number(process.env[envVar] ?? 3);
+  if (!Number.isInteger(n) || n < 2) throw new Error(`${envVar} must be an integer >= 2, got ${process.env[envVar]}`);
+  return n;
+}
+
 export function countLines(s: string): number {
   return s.split('\n').filter((l) => l.trim() !== '').length;
 }

@@ -26,7 +26,7 @@ import { createCipheriv } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BenchContext, BenchEntry, Fixture, Measured } from './run';
-import { run } from './lib';
+import { run, runsFromEnv } from './lib';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry';
 
 const GROUP = 'registry';
@@ -38,11 +38,7 @@ const IMAGE = 'localhost/bench/registry:latest';
 const REPO_NAME = 'bench/x';
 
 /** Timed runs per side; KILN_BENCH_REGISTRY_RUNS overrides. */
-function registryRuns(): number {
-  const n = Number(process.env.KILN_BENCH_REGISTRY_RUNS ?? 3);
-  if (!Number.isInteger(n) || n < 2) throw new Error(`KILN_BENCH_REGISTRY_RUNS must be an integer >= 2, got ${process.env.KILN_BENCH_REGISTRY_RUNS}`);
-  return n;
-}
+const registryRuns = (): number => runsFromEnv('KILN_BENCH_REGISTRY_RUNS');
 
 /** Paths of the fixture, all below the bench run's temp dir (no spaces). */
 interface RegistryLayout {
@@ -238,27 +234,21 @@ function measure(op: Op): (ctx: BenchContext) => Promise<Measured> {
 
 const SIZE = `${LAYERS} x ${LAYER_MIB} MiB layers`;
 
+function entry(op: Op, name: string, refName: string): BenchEntry {
+  return {
+    id: `registry-${op}`,
+    group: GROUP,
+    name: `${name}: ${SIZE}`,
+    kiln: (c) => registryCommand(c, 'kiln', op),
+    refName,
+    ref: (c) => registryCommand(c, 'skopeo', op),
+    goal: 1,
+    fixtures: [FIXTURE],
+    measure: measure(op),
+  };
+}
+
 export const REGISTRY_BENCHES: BenchEntry[] = [
-  {
-    id: 'registry-push',
-    group: GROUP,
-    name: `\`kiln push\` to a local registry, cold: ${SIZE}`,
-    kiln: (c) => registryCommand(c, 'kiln', 'push'),
-    refName: '`skopeo copy oci:DIR docker://…`',
-    ref: (c) => registryCommand(c, 'skopeo', 'push'),
-    goal: 1,
-    fixtures: [FIXTURE],
-    measure: measure('push'),
-  },
-  {
-    id: 'registry-pull',
-    group: GROUP,
-    name: `\`kiln pull\` from a local registry into a fresh store: ${SIZE}`,
-    kiln: (c) => registryCommand(c, 'kiln', 'pull'),
-    refName: '`skopeo copy docker://… oci:DIR`',
-    ref: (c) => registryCommand(c, 'skopeo', 'pull'),
-    goal: 1,
-    fixtures: [FIXTURE],
-    measure: measure('pull'),
-  },
+  entry('push', '`kiln push` to a local registry, cold', '`skopeo copy oci:DIR docker://…`'),
+  entry('pull', '`kiln pull` from a local registry into a fresh store', '`skopeo copy docker://… oci:DIR`'),
 ];

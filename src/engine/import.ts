@@ -22,8 +22,6 @@ export interface ImportOptions {
   message?: string;
 }
 
-export { goArch };
-
 /**
  * The tarball as a file the worker pool can read: the path itself, or standard input spooled
  * into the store's work dir (removed by the returned cleanup).

@@ -43,21 +43,23 @@ export function checkSupported(firstBytes: Buffer): void {
   }
 }
 
+/** zlib's zstd decoder, where Node has one (≥ 22.15). */
+const zlibZstd = (zlib as unknown as { createZstdDecompress?: (o: zlib.ZlibOptions) => Transform }).createZstdDecompress;
+
 /**
- * A fresh decoder stream for a compressed layer (see zstdDecoder for zstd on this Node).
- * `chunkSize`: zlib's output chunk size (default 16 KiB); larger chunks mean far fewer
- * callbacks on the calling thread when the output is only hashed.
+ * A fresh decoder stream for a compressed layer: zlib's (gzip; zstd on Node ≥ 22.15), else
+ * fzstd for zstd. `chunkSize`: zlib's output chunk size (default 16 KiB); larger chunks mean
+ * far fewer callbacks on the calling thread when the output is only hashed.
  */
 export function createDecoder(kind: Exclude<Compression, 'none'>, chunkSize?: number): Transform {
-  if (kind === 'gzip') return zlib.createGunzip(chunkSize ? { chunkSize } : {});
-  const native = (zlib as unknown as { createZstdDecompress?: (o: object) => Transform }).createZstdDecompress;
-  if (typeof native === 'function' && chunkSize) return native.call(zlib, { chunkSize });
-  return zstdDecoder()();
+  const opts = chunkSize ? { chunkSize } : {};
+  if (kind === 'gzip') return zlib.createGunzip(opts);
+  return zlibZstd ? zlibZstd.call(zlib, opts) : fzstdDecoder();
 }
 
 /** Whether zstd is decoded by zlib off the main thread (Node ≥ 22.15) rather than by fzstd on the calling thread. */
 export function nativeZstd(): boolean {
-  return typeof (zlib as unknown as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
+  return typeof zlibZstd === 'function';
 }
 
 /**
@@ -101,41 +103,35 @@ function readHead(src: Readable, n: number): Promise<{ head: Buffer; ended: bool
   });
 }
 
-type ZstdFactory = () => Transform;
-
 /**
- * zlib's zstd decoder where Node has it (≥ 22.15); otherwise fzstd, a pure-JS streaming
- * decoder (synchronous per chunk: layer extraction runs on the worker pool, so that is fine).
+ * fzstd, a pure-JS streaming zstd decoder, for a Node without zlib zstd: synchronous per chunk
+ * (layer extraction runs on the worker pool, so that is fine).
  */
-function zstdDecoder(): ZstdFactory {
-  const f = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
-  if (typeof f === 'function') return () => f.call(zlib);
-  return () => {
-    const { Decompress } = require('fzstd') as typeof import('fzstd');
-    let out: Transform;
-    const d = new Decompress((chunk) => {
-      out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    });
-    out = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        try {
-          d.push(chunk);
-          cb();
-        } catch (e) {
-          cb(new KilnError('E_BAD_ARCHIVE', `corrupt zstd data: ${(e as Error).message}`));
-        }
-      },
-      flush(cb) {
-        try {
-          d.push(new Uint8Array(0), true);
-          cb();
-        } catch (e) {
-          cb(new KilnError('E_BAD_ARCHIVE', `corrupt or truncated zstd data: ${(e as Error).message}`));
-        }
-      },
-    });
-    return out;
-  };
+function fzstdDecoder(): Transform {
+  const { Decompress } = require('fzstd') as typeof import('fzstd');
+  let out: Transform;
+  const d = new Decompress((chunk) => {
+    out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  });
+  out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        d.push(chunk);
+        cb();
+      } catch (e) {
+        cb(new KilnError('E_BAD_ARCHIVE', `corrupt zstd data: ${(e as Error).message}`));
+      }
+    },
+    flush(cb) {
+      try {
+        d.push(new Uint8Array(0), true);
+        cb();
+      } catch (e) {
+        cb(new KilnError('E_BAD_ARCHIVE', `corrupt or truncated zstd data: ${(e as Error).message}`));
+      }
+    },
+  });
+  return out;
 }
 
 /** Returns the uncompressed tar stream of `src` (see the file comment). */

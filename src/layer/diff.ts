@@ -32,6 +32,7 @@
  * values as UTF-8 text (corrupting binary xattrs such as security.capability) and silently
  * writes uids/gids ≥ 2^18 as 777777.
  */
+import { splitDev } from '../util/rdev';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -206,12 +207,6 @@ class Sink {
   }
 }
 
-function devNumbers(rdev: bigint): [number, number] {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return [Number(major), Number(minor)];
-}
-
 class Walker {
   private readonly links = new Map<string, string>();
 
@@ -290,7 +285,7 @@ class Walker {
     if (st.isSymbolicLink()) {
       await this.sink.put(encodeHeader({ ...base, name: rel, type: '2', linkname: fs.readlinkSync(p), xattrs: list }));
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      const [devmajor, devminor] = devNumbers(st.rdev);
+      const { major: devmajor, minor: devminor } = splitDev(st.rdev);
       await this.sink.put(encodeHeader({ ...base, name: rel, type: st.isBlockDevice() ? '4' : '3', devmajor, devminor, xattrs: list }));
     } else if (st.isFIFO()) {
       await this.sink.put(encodeHeader({ ...base, name: rel, type: '6', xattrs: list }));

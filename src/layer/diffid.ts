@@ -48,7 +48,8 @@ export class DiffIDTap extends Transform {
   /** Bytes not yet given to the decoder: the head until it is sniffed, then up to DECODE_BATCH. */
   private pending: Buffer[] = [];
   private pendingLen = 0;
-  private decided: TapResult | 'decode' | undefined;
+  /** undefined until the head was sniffed; 'decode': the decoder hashes what passes */
+  private decided: 'plain' | 'later' | 'decode' | undefined;
   private decoder: Transform | undefined;
   private counter: HashCounter | undefined;
   private drained: Promise<void> | undefined;
@@ -141,16 +142,15 @@ export class DiffIDTap extends Transform {
 
   private decide(): void {
     const head = this.takePending();
-    this.pending = [head];
-    this.pendingLen = head.length;
     checkSupported(head);
     const kind = detectCompression(head);
     if (kind === 'none' || (kind === 'zstd' && !nativeZstd())) {
       this.decided = kind === 'none' ? 'plain' : 'later';
-      this.pending = [];
-      this.pendingLen = 0;
       return;
     }
+    // the head is the decoder's first input
+    this.pending = [head];
+    this.pendingLen = head.length;
     this.decided = 'decode';
     this.decoder = createDecoder(kind, DECODE_CHUNK);
     this.counter = new HashCounter();

@@ -1,9 +1,10 @@
 /**
  * Turning a build step's upper directory into a layer blob, on the worker pool: one walk of the
  * directory (diff.ts) produces the OCI layer tar, which is hashed for its diffID and, in the
- * same pass, gzip-compressed and hashed again for the blob digest. The directory itself is
- * kept: it already is the layer's overlay form (whiteouts as overlay writes them), so the
- * caller renames it into the store instead of extracting the tar again.
+ * same pass, gzip-compressed and hashed again for the blob digest (an uncompressed blob is the
+ * tar: its digest is the diffID). The directory itself is kept: it already is the layer's
+ * overlay form (whiteouts as overlay writes them), so the caller renames it into the store
+ * instead of extracting the tar again.
  */
 import * as fs from 'node:fs';
 import { PassThrough } from 'node:stream';
@@ -37,7 +38,8 @@ export async function packDir(req: PackRequest): Promise<PackResult> {
   const diff = new HashCounter();
   const blob = new HashCounter();
   const out = fs.createWriteStream(req.blobPath, { flags: 'wx' });
-  const written = req.compress === 'gzip' ? pipeline(tar, diff, createGzip({ level: 1 }), blob, out) : pipeline(tar, diff, blob, out);
+  // an uncompressed blob is the tar itself: its digest is the diffID, hashed once
+  const written = req.compress === 'gzip' ? pipeline(tar, diff, createGzip({ level: 1 }), blob, out) : pipeline(tar, diff, out);
   try {
     await Promise.all([writeLayerTar(req.dir, tar, { clampMtime: req.clampMtime }), written]);
   } catch (e) {
@@ -45,5 +47,7 @@ export async function packDir(req: PackRequest): Promise<PackResult> {
     await written.catch(() => undefined);
     throw withContext(e, req.what, 'E_IO');
   }
-  return { diffID: diff.digest(), tarSize: diff.size, blobDigest: blob.digest(), blobSize: blob.size };
+  const diffID = diff.digest();
+  if (req.compress === 'none') return { diffID, tarSize: diff.size, blobDigest: diffID, blobSize: diff.size };
+  return { diffID, tarSize: diff.size, blobDigest: blob.digest(), blobSize: blob.size };
 }

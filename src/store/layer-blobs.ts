@@ -4,17 +4,16 @@
  * layers are recorded — without extracting anything (the layers are recorded deferred and made
  * on first use by LayerStore.ensureChain, which verifies the diffID once more).
  *
- *   putLayerBlob   streams a blob into the work dir, verifying digest and size and computing
- *                  its diffID on the way (layer/diffid.ts), fsyncs and commits it;
+ *   putLayerBlob   streams a blob into the work dir (util/blobfile.ts writeVerifiedTemp),
+ *                  verifying digest and size and computing its diffID on the way
+ *                  (layer/diffid.ts), and commits it;
  *   blobDiffID     the diffID of a blob already in the store: from a layer recorded from that
  *                  blob, else by reading it (on the worker pool when it is compressed).
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { HashCounter, checkExpected, fsyncFile, tempName, type Expected } from '../util/blobfile';
+import { writeVerifiedTemp, type Expected } from '../util/blobfile';
 import { runInWorker } from '../util/pool';
-import type { Digest } from '../util/digest';
 import { DiffIDTap, type DiffIDResult } from '../layer/diffid';
 import { SNIFF_BYTES, checkSupported, detectCompression } from '../layer/decompress';
 import type { LayerTask } from '../../workers/layer';
@@ -38,26 +37,19 @@ export interface LayerBlob extends DiffIDResult {
  */
 export async function putLayerBlob(store: Store, src: Readable, lease: Lease, expected: Expected & { mediaType?: string }): Promise<LayerBlob> {
   const what = expected.what ?? `layer ${expected.digest ?? ''}`.trim();
-  const tmpPath = tempName(store.workDir());
-  const counter = new HashCounter(expected.size, what);
   const tap = new DiffIDTap(what);
-  let got: { digest: Digest; size: number };
+  const t = await writeVerifiedTemp(src, store.workDir(), { ...expected, what }, { through: tap, highWaterMark: WRITE_BUFFER });
   let diff: DiffIDResult;
   try {
-    await pipeline(src, counter, tap, fs.createWriteStream(tmpPath, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }));
-    got = { digest: counter.digest(), size: counter.size };
-    checkExpected(got, { ...expected, what });
     const r = tap.result();
-    diff = r === 'plain' ? { diffID: got.digest, tarSize: got.size }
-      : r === 'later' ? await runInWorker<LayerTask, DiffIDResult>('layer', { op: 'diffid', blobPath: tmpPath, what })
+    diff = r === 'plain' ? { diffID: t.digest, tarSize: t.size }
+      : r === 'later' ? await runInWorker<LayerTask, DiffIDResult>('layer', { op: 'diffid', blobPath: t.tmpPath, what })
       : r;
-    await fsyncFile(tmpPath);
   } catch (e) {
-    await fs.promises.rm(tmpPath, { force: true });
-    src.destroy();
+    await fs.promises.rm(t.tmpPath, { force: true });
     throw e;
   }
-  const blob = store.blobs.commitTemp(tmpPath, got.digest, got.size, lease, expected.mediaType ?? null);
+  const blob = store.blobs.commitTemp(t.tmpPath, t.digest, t.size, lease, expected.mediaType ?? null);
   return { blob, ...diff };
 }
 

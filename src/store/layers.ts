@@ -25,13 +25,6 @@ import type { PackResult } from '../layer/pack';
 import type { LayerTask } from '../../workers/layer';
 import { runInWorker } from '../util/pool';
 
-export interface PreparedLayer {
-  tmp: string;
-  diffID: Digest;
-  blob: BlobRecord;
-  tarSize: number;
-}
-
 export interface LayerRecord {
   id: string;
   parent: string | null;
@@ -113,33 +106,31 @@ export class LayerStore {
     if (pending.length === 0) return;
     const settled = await Promise.allSettled(
       pending.map(async (l) => {
-        const blob = l.blobDigest ? this.store.blobs.get(l.blobDigest) : undefined;
-        if (!blob) throw new KilnError('E_STORE_CORRUPT', `layer ${l.id.slice(0, 12)} has no dir and its blob ${l.blobDigest} is missing`, { hint: 'run `kiln system check`' });
-        return this.prepareFromBlob(blob, l.diffID, `layer ${l.id.slice(0, 12)} (blob ${l.blobDigest})`);
+        if (!l.blobDigest || !this.store.blobs.has(l.blobDigest)) {
+          throw new KilnError('E_STORE_CORRUPT', `layer ${l.id.slice(0, 12)} has no dir and its blob ${l.blobDigest} is missing`, { hint: 'run `kiln system check`' });
+        }
+        return this.extractToTemp(l.blobDigest, l.diffID, `layer ${l.id.slice(0, 12)} (blob ${l.blobDigest})`);
       }),
     );
     let failed: { reason: unknown } | undefined = settled.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
     let commitFailed = false;
     for (const [i, r] of settled.entries()) {
       if (r.status !== 'fulfilled') continue;
-      const p = r.value;
+      const tmp = r.value;
       const l = pending[i]!;
       try {
         // after a failed commit the rest are only discarded (the error is thrown below)
         if (!commitFailed) this.store.writeTx(() => {
           const now = this.get(l.id);
           if (!now || now.extracted) return;
-          // under the lock a dir of a deferred layer is debris of a killed extraction
-          if (fs.existsSync(this.dir(l.id))) this.store.trash(this.dir(l.id), 'orphan', `layer-${l.id}`);
-          fs.writeFileSync(path.join(p.tmp, 'link'), now.link);
-          fs.renameSync(p.tmp, this.dir(l.id));
+          this.install(tmp, l.id, now.link);
           this.store.db.prepare('UPDATE layers SET extracted = 1 WHERE id = ?').run(l.id);
         });
       } catch (e) {
         commitFailed = true;
         failed ??= { reason: e };
       } finally {
-        this.discard(p);
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
     }
     if (failed) throw failed.reason;
@@ -152,15 +143,8 @@ export class LayerStore {
    * ever mount: the files are written once, into the blob, instead of twice.
    */
   async commitDeferred(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
-    const blobTmp = tempName(this.store.workDir());
-    try {
-      const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress: 'none', clampMtime: opts.clampMtime, what: opts.what });
-      await fsyncPath(blobTmp);
-      const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, MT.ociLayer);
-      return { layer: this.recordDeferred(blob, r.diffID, r.tarSize, parent, lease), blob };
-    } finally {
-      fs.rmSync(blobTmp, { force: true });
-    }
+    const p = await this.pack(tmp, 'none', lease, opts);
+    return { layer: this.recordDeferred(p.blob, p.diffID, p.tarSize, parent, lease), blob: p.blob };
   }
 
   /**
@@ -171,68 +155,26 @@ export class LayerStore {
    * Returns (and holds) the stored layer when the store already has it.
    */
   recordDeferred(blob: BlobRecord, diffID: Digest, tarSize: number, parent: string | null, lease: Lease): LayerRecord {
-    const rec = { id: layerID(parent, diffID), parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: tarSize };
-    return this.store.writeTx(() => {
-      const existing = this.get(rec.id);
-      if (existing) {
-        lease.hold('layer', rec.id);
-        return existing;
-      }
-      if (rec.parent !== null && !this.get(rec.parent)) throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
-      if (!this.store.blobs.has(blob.digest)) throw new KilnError('E_BLOB_UNKNOWN', `blob ${blob.digest} of layer ${rec.id} is not in the store`);
-      const link = newLink();
-      fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link)); // dangling until extracted
-      const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 0 };
-      this.store.db
-        .prepare(
-          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created, extracted)
-           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created, @extracted)`,
-        )
-        .run(full);
-      lease.hold('layer', rec.id);
-      return full;
-    });
+    return this.record({ id: layerID(parent, diffID), parent, diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: tarSize }, lease, 'deferred');
   }
 
   /**
-   * Extracts a stored blob into a private tmp dir on the worker pool and verifies that its
-   * uncompressed digest is `diffID`. Safe to run for several layers at once; commit the results
-   * bottom-up with commitPrepared (or discard them).
+   * Extracts the stored blob `blobDigest` into a private tmp dir (returned; its diff/ is the
+   * layer) on the worker pool and verifies that its uncompressed digest is `diffID`. Safe to run
+   * for several layers at once; the caller installs or removes the dir.
    */
-  async prepareFromBlob(blob: BlobRecord, diffID: Digest, what: string): Promise<PreparedLayer> {
+  private async extractToTemp(blobDigest: Digest, diffID: Digest, what: string): Promise<string> {
     const tmp = this.store.tempDir('layer');
     try {
       const diff = path.join(tmp, 'diff');
       fs.mkdirSync(diff);
-      const r = await runInWorker<LayerTask, ExtractResult>('layer', { op: 'extract', blobPath: this.store.blobs.path(blob.digest), dest: diff, what });
+      const r = await runInWorker<LayerTask, ExtractResult>('layer', { op: 'extract', blobPath: this.store.blobs.path(blobDigest), dest: diff, what });
       checkExpected({ digest: r.diffID, size: r.tarSize }, { digest: diffID, what: `${what} (uncompressed)` });
-      return { tmp, diffID, blob, tarSize: r.tarSize };
+      return tmp;
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
     }
-  }
-
-  /** Records a prepared layer on `parent` (or returns the one a racing process stored first). */
-  commitPrepared(p: PreparedLayer, parent: string | null, lease: Lease): LayerRecord {
-    try {
-      return this.commit(p.tmp, { id: layerID(parent, p.diffID), parent, diffID: p.diffID, blobDigest: p.blob.digest, compressedSize: p.blob.size, uncompressedSize: p.tarSize }, lease);
-    } finally {
-      this.discard(p);
-    }
-  }
-
-  discard(p: PreparedLayer): void {
-    fs.rmSync(p.tmp, { recursive: true, force: true });
-  }
-
-  /** The layer `id` if the store has it, held by the lease. */
-  holdIfPresent(id: string, lease: Lease): LayerRecord | undefined {
-    return this.store.writeTx(() => {
-      const l = this.get(id);
-      if (l) lease.hold('layer', id);
-      return l;
-    });
   }
 
   /**
@@ -250,40 +192,51 @@ export class LayerStore {
       await fsyncPath(blobTmp);
       const mediaType = compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer;
       const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, mediaType);
-      // commit() returns (and holds) the stored layer if the store already has this one
-      const layer = this.commit(tmp, { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
+      // record() returns (and holds) the stored layer if the store already has this one
+      const layer = this.record({ id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease, tmp);
       return { layer, blob };
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.rmSync(blobTmp, { force: true });
     }
   }
-
 
   /**
    * Records `tmp`/diff (a build step's upper dir, already in overlay form) as a layer on
    * `parent`: the worker pool archives it (diffID) and writes the blob (gzip'd unless
-   * `compress` is 'none') in one pass, then
-   * blob and layer are committed and `tmp` is renamed into place (or removed if the store had
-   * this layer already). `tmp` must be a dir inside this store's work dir holding only diff/.
+   * `compress` is 'none') in one pass, then blob and layer are committed and `tmp` is renamed
+   * into place (or removed if the store had this layer already). `tmp` must be a dir inside
+   * this store's work dir holding only diff/.
    */
   async commitDir(tmp: string, parent: string | null, lease: Lease, opts: { clampMtime?: number; compress?: 'gzip' | 'none'; what: string }): Promise<{ layer: LayerRecord; blob: BlobRecord }> {
+    try {
+      const p = await this.pack(tmp, opts.compress ?? 'gzip', lease, opts);
+      const layer = this.record({ id: layerID(parent, p.diffID), parent, diffID: p.diffID, blobDigest: p.blob.digest, compressedSize: p.blob.size, uncompressedSize: p.tarSize }, lease, tmp);
+      return { layer, blob: p.blob };
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Archives `tmp`/diff into a blob on the worker pool and commits the blob (held by `lease`). */
+  private async pack(tmp: string, compress: 'gzip' | 'none', lease: Lease, opts: { clampMtime?: number; what: string }): Promise<{ blob: BlobRecord; diffID: Digest; tarSize: number }> {
     const blobTmp = tempName(this.store.workDir());
-    const compress = opts.compress ?? 'gzip';
     try {
       const r = await runInWorker<LayerTask, PackResult>('layer', { op: 'pack', dir: path.join(tmp, 'diff'), blobPath: blobTmp, compress, clampMtime: opts.clampMtime, what: opts.what });
       await fsyncPath(blobTmp);
       const blob = this.store.blobs.commitTemp(blobTmp, r.blobDigest, r.blobSize, lease, compress === 'gzip' ? MT.ociLayerGzip : MT.ociLayer);
-      const layer = this.commit(tmp, { id: layerID(parent, r.diffID), parent, diffID: r.diffID, blobDigest: blob.digest, compressedSize: blob.size, uncompressedSize: r.tarSize }, lease);
-      return { layer, blob };
+      return { blob, diffID: r.diffID, tarSize: r.tarSize };
     } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
       fs.rmSync(blobTmp, { force: true });
     }
   }
 
-  /** Renames a finished tmp layer dir into place and records it, unless a racing process won. */
-  private commit(tmp: string, rec: Omit<LayerRecord, 'link' | 'created' | 'extracted'>, lease: Lease): LayerRecord {
+  /**
+   * Records a layer and holds it with `lease`, unless a racing process recorded it first: that
+   * one is returned (and held). With a tmp dir, its diff/ becomes the layer's dir; 'deferred'
+   * records it unextracted (its blob must be in the store).
+   */
+  private record(rec: Omit<LayerRecord, 'link' | 'created' | 'extracted'>, lease: Lease, dir: string | 'deferred'): LayerRecord {
     return this.store.writeTx(() => {
       const existing = this.get(rec.id);
       if (existing) {
@@ -293,22 +246,34 @@ export class LayerStore {
       if (rec.parent !== null && !this.get(rec.parent)) {
         throw new KilnError('E_LAYER_UNKNOWN', `parent layer ${rec.parent} of layer ${rec.id} is not in the store`);
       }
+      if (dir === 'deferred' && !(rec.blobDigest && this.store.blobs.has(rec.blobDigest))) {
+        throw new KilnError('E_BLOB_UNKNOWN', `blob ${rec.blobDigest} of layer ${rec.id} is not in the store`);
+      }
       const link = newLink();
-      fs.writeFileSync(path.join(tmp, 'link'), link);
-      // Under the lock a layer dir without a record is debris of a process killed after its
-      // rename (store.ts, rule 2): it makes way, as repair() would have removed it.
-      if (fs.existsSync(this.dir(rec.id))) this.store.trash(this.dir(rec.id), 'orphan', `layer-${rec.id}`);
-      fs.renameSync(tmp, this.dir(rec.id));
+      if (dir !== 'deferred') this.install(dir, rec.id, link);
+      // a deferred layer's link dangles until ensureChain makes its dir
       fs.symlinkSync(`../layers/${rec.id}/diff`, path.join(this.store.paths.links, link));
-      const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: 1 };
+      const full: LayerRecord = { ...rec, link, created: Date.now(), extracted: dir === 'deferred' ? 0 : 1 };
       this.store.db
         .prepare(
-          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created)
-           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created)`,
+          `INSERT INTO layers (id, parent, diff_id, blob_digest, compressed_size, uncompressed_size, link, created, extracted)
+           VALUES (@id, @parent, @diffID, @blobDigest, @compressedSize, @uncompressedSize, @link, @created, @extracted)`,
         )
         .run(full);
       lease.hold('layer', rec.id);
       return full;
     });
+  }
+
+  /**
+   * Inside a write transaction: renames the finished dir `tmp` into place as layer `id`'s dir.
+   * Under the lock a dir already there is debris of a process killed after its rename (store.ts,
+   * rule 2) or of a killed extraction of a deferred layer: it makes way, as repair() would
+   * have removed it.
+   */
+  private install(tmp: string, id: string, link: string): void {
+    fs.writeFileSync(path.join(tmp, 'link'), link);
+    if (fs.existsSync(this.dir(id))) this.store.trash(this.dir(id), 'orphan', `layer-${id}`);
+    fs.renameSync(tmp, this.dir(id));
   }
 }

@@ -7,7 +7,7 @@
  * Rules (enforced in write transactions, so concurrent kiln processes cannot break them):
  *   - a list's name is normalised (localhost/…:latest) and is never also an image's name:
  *     creating a list under an image's name fails, and so does giving an image a list's name
- *     (ImageStore checks isListName);
+ *     (ImageStore.setNameTx checks);
  *   - a list does not hold its images: they can be removed (podman allows it too); whoever
  *     pushes the list must check that every entry's image and blobs are still there;
  *   - an entry is unique per manifest digest: adding the same manifest again replaces its
@@ -48,17 +48,6 @@ type EntryRow = Omit<ListEntry, 'platform'> & { platform: string };
 
 export class ManifestListStore {
   constructor(private readonly store: Store) {}
-
-  /** Whether `name` (normalised) is a list's name. */
-  isListName(name: string): boolean {
-    return this.store.db.prepare('SELECT 1 FROM manifest_lists WHERE name = ?').get(name) !== undefined;
-  }
-
-  /** All lists, by name. */
-  list(): ManifestListRecord[] {
-    const rows = this.store.db.prepare('SELECT id FROM manifest_lists ORDER BY name').all() as { id: string }[];
-    return rows.map((r) => this.get(r.id)!);
-  }
 
   get(id: string): ManifestListRecord | undefined {
     const row = this.store.db.prepare('SELECT id, name, created FROM manifest_lists WHERE id = ?').get(id) as Omit<ManifestListRecord, 'entries'> | undefined;

@@ -21,15 +21,20 @@ import type { Store } from './store';
 const MS_RDONLY = 1;
 const MNT_DETACH = 2;
 
-export function isMountPoint(target: string): boolean {
+/** The mount points of this process's mount namespace, unescaped; none when /proc is unreadable. */
+function mountPoints(): string[] {
   let info: string;
   try {
     info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
-    return false;
+    return [];
   }
-  const esc = target.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((l) => l.split(' ')[4] === esc);
+  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return info.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => p !== undefined).map(unescape);
+}
+
+export function isMountPoint(target: string): boolean {
+  return mountPoints().includes(target);
 }
 
 /**
@@ -38,16 +43,12 @@ export function isMountPoint(target: string): boolean {
  */
 export function unmountUnder(dir: string): void {
   let real: string;
-  let info: string;
   try {
     real = fs.realpathSync(dir);
-    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
     return;
   }
-  const unescape = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const points = info.split('\n').map((l) => l.split(' ')[4]).filter((p): p is string => p !== undefined).map(unescape)
-    .filter((p) => p === real || p.startsWith(`${real}/`)).sort((a, b) => b.length - a.length);
+  const points = mountPoints().filter((p) => p === real || p.startsWith(`${real}/`)).sort((a, b) => b.length - a.length);
   for (const p of points) {
     try {
       native().umount2(p, MNT_DETACH);

@@ -63,12 +63,18 @@ export function checkExpected(got: { digest: Digest; size: number }, expected: E
   }
 }
 
-/** Streams `src` to a fresh temp file in tmpDir, verified and fsynced. The caller renames or removes it. */
-export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected: Expected = {}): Promise<VerifiedTemp> {
+/**
+ * Streams `src` to a fresh temp file in tmpDir, verified and fsynced. The caller renames or
+ * removes it. `opts.through`: a pass-through stream the bytes also flow through (after the
+ * hashing) on their way to the file, e.g. to compute something else in the same pass;
+ * `opts.highWaterMark`: the file stream's buffer.
+ */
+export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected: Expected = {}, opts: { through?: Transform; highWaterMark?: number } = {}): Promise<VerifiedTemp> {
   const tmpPath = tempName(tmpDir);
   const counter = new HashCounter(expected.size, expected.what);
+  const file = fs.createWriteStream(tmpPath, { flags: 'wx', mode: 0o644, highWaterMark: opts.highWaterMark });
   try {
-    await pipeline(src, counter, fs.createWriteStream(tmpPath, { flags: 'wx', mode: 0o644 }));
+    await (opts.through ? pipeline(src, counter, opts.through, file) : pipeline(src, counter, file));
     const got = { digest: counter.digest(), size: counter.size };
     checkExpected(got, expected);
     await fsyncFile(tmpPath);
@@ -79,7 +85,6 @@ export async function writeVerifiedTemp(src: Readable, tmpDir: string, expected:
     throw e;
   }
 }
-
 
 /**
  * fsyncs a file or directory by path (a read-only descriptor suffices on Linux): a written
