@@ -79,11 +79,14 @@ test('resolveInRoot follows hostile symlinks without leaving the root', (t) => {
 // ---------------------------------------------------------------- select
 
 test('glob: filepath.Match components, also in directory components', async (t) => {
-  const root = tree(tmp(t), { 'a.txt': 'a', 'b.txt': 'b', '.hidden.txt': 'h', 'c.md': 'c', 'dir1/x1.js': '1', 'dir2/x2.js': '2', 'dir2/y.js': 'y', 's*1': 's' });
+  const root = tree(tmp(t), { 'a.txt': 'a', 'b.txt': 'b', '.hidden.txt': 'h', 'c.md': 'c', 'dir1/x1.js': '1', 'dir2/x2.js': '2', 'dir2/y.js': 'y', 's*1': 's', 'my-app.cfg': 'm' });
   assert.deepEqual(names(await selectSources(root, ['*.txt'], { what: WHAT })), ['.hidden.txt', 'a.txt', 'b.txt']);
   assert.deepEqual(names(await selectSources(root, ['/dir*/x?.js'], { what: WHAT })), ['dir1/x1.js', 'dir2/x2.js']);
   assert.deepEqual(names(await selectSources(root, ['[ab].txt', 's\\*[0-9]'], { what: WHAT })), ['a.txt', 'b.txt', 's*1']);
   assert.deepEqual(names(await selectSources(root, ['[^a-b].*'], { what: WHAT })), ['c.md']);
+  // `-` is literal outside a class (and escapable with `\`): a hyphenated glob must compile
+  assert.deepEqual(names(await selectSources(root, ['my-*', 'my\\-app.c?g'], { what: WHAT })), ['my-app.cfg', 'my-app.cfg']);
+  assert.ok(compileComponent('[\\-]x')?.('-x'), 'an escaped "-" in a class');
   const m = compileComponent('[a-c]?\\[');
   assert.ok(m && m('bx[') && !m('dx['));
   assert.equal(compileComponent('[abc'), null);

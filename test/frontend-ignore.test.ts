@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IgnoreMatcher, ignoreFileFor, parseIgnoreFile } from '../src/build/frontend';
+import { IgnoreMatcher, ignoreFileCandidates, parseIgnoreFile } from '../src/build/frontend';
 
 test('patternmatcher match table', () => {
   const cases: [string, string, boolean][] = [
@@ -119,8 +119,8 @@ test('a lone "!" is rejected', () => {
   assert.throws(() => new IgnoreMatcher(['!']), /illegal exclusion pattern/);
 });
 
-test('ignoreFileFor: Containerfile-specific files first, then the context', () => {
-  assert.deepEqual(ignoreFileFor('/src/app/Containerfile.prod', '/src/ctx'), [
+test('ignoreFileCandidates: Containerfile-specific files first, then the context', () => {
+  assert.deepEqual(ignoreFileCandidates('/src/app/Containerfile.prod', '/src/ctx'), [
     '/src/app/Containerfile.prod.containerignore',
     '/src/app/Containerfile.prod.dockerignore',
     '/src/ctx/.containerignore',

@@ -73,6 +73,7 @@ test('parseTrigger: base-image ONBUILD triggers parse like instructions at a giv
   assert.ok(copy.kind === 'COPY' && copy.from === 'build' && copy.fromResolved === undefined);
   assert.throws(() => parseTrigger('FROM alpine', loc), containerfileError(/^Cf:1: FROM isn't allowed as an ONBUILD trigger$/));
   assert.throws(() => parseTrigger('RUN a\nRUN b', loc), containerfileError(/single instruction/));
+  assert.throws(() => parseTrigger('RUN ["a", 1]', loc), containerfileError(/^Cf:1: ONBUILD trigger "RUN \[\\"a\\", 1\]": RUN: when using JSON array syntax/));
   assert.throws(() => parseTrigger('BOGUS x', loc), (e: unknown) => isKilnError(e, 'E_CONTAINERFILE') && e.message === 'Cf:1: unknown instruction: BOGUS' && e.hint === undefined);
   assert.throws(() => parseTrigger('COYP a b', loc), (e: unknown) => isKilnError(e, 'E_CONTAINERFILE') && e.hint === 'did you mean COPY?');
 });
@@ -123,11 +124,16 @@ test('Go value syntaxes: durations, sizes, csv', () => {
 test('triggers of a base image and resolving their --from against the plan', () => {
   const plan = loadPlan('ARG S=build\nFROM alpine AS build\nFROM alpine AS next\nFROM base\n', 'Cf', { buildArgs: {}, platformArgs: {} });
   const loc = plan.stages[2]!.loc;
-  const ins = triggerInstructions(['COPY --from=$S /a /b', 'RUN make'], loc);
-  assert.deepEqual(ins.map((i) => [i.kind, i.loc.line]), [['COPY', 4], ['RUN', 4]]);
-  const copy = ins[0]!;
-  assert.ok(copy.kind === 'COPY' && copy.from !== undefined);
-  assert.deepEqual(resolveFromInPlan(plan, copy.from, 2, plan.globalArgs, 'Cf:4'), { kind: 'stage', index: 0 });
+  const ins = triggerInstructions(['COPY --from=$S /a /b', 'RUN --mount=type=bind,from=next,target=/n make', 'COPY --from=busybox /c /d'], loc, plan, 2, plan.globalArgs);
+  assert.deepEqual(ins.map((i) => [i.kind, i.loc.line]), [['COPY', 4], ['RUN', 4], ['COPY', 4]]);
+  const [copy, run, copyImage] = ins;
+  assert.ok(copy!.kind === 'COPY' && copyImage!.kind === 'COPY' && run!.kind === 'RUN');
+  // resolved against the plan of the build using the base image, with its global ARGs
+  assert.deepEqual(copy.fromResolved, { kind: 'stage', index: 0 });
+  assert.deepEqual((run.mounts[0] as { fromResolved?: unknown }).fromResolved, { kind: 'stage', index: 1 });
+  assert.deepEqual(copyImage.fromResolved, { kind: 'image', ref: 'busybox' });
+  assert.throws(() => triggerInstructions(['COPY --from=2 /a /b'], loc, plan, 2, {}), containerfileError(/^Cf:4: ONBUILD COPY: --from=2: stage 2 is not defined before the current stage$/));
+  assert.deepEqual(resolveFromInPlan(plan, copy.from!, 2, plan.globalArgs, 'Cf:4'), { kind: 'stage', index: 0 });
   assert.deepEqual(resolveFromInPlan(plan, 'NEXT', 2, {}, 'Cf:4'), { kind: 'stage', index: 1 });
   assert.deepEqual(resolveFromInPlan(plan, 'busybox', 2, {}, 'Cf:4'), { kind: 'image', ref: 'busybox' });
   assert.throws(() => resolveFromInPlan(plan, '2', 2, {}, 'Cf:4'), containerfileError(/^Cf:4: --from=2: stage 2 is not defined before the current stage$/));

@@ -9,22 +9,15 @@
  * With `dropWhiteouts` (squash-all: nothing lies below the result) whiteouts and opaque marks
  * are left out; otherwise they are kept so that they still hide the base image's files.
  */
+import { splitDev } from '../util/rdev';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
 import type { Store } from '../store/store';
 import type { Lease } from '../store/lease';
 import type { StageState } from './state';
+import { isOpaque, isWhiteout, OPAQUE } from './chain';
 
-const OPAQUE = 'trusted.overlay.opaque';
-
-function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-function isOpaque(p: string): boolean {
-  return native().lgetxattr(p, OPAQUE)?.toString('latin1') === 'y';
-}
 
 function copyXattrs(src: string, dest: string): void {
   const n = native();
@@ -57,6 +50,7 @@ function mergeDir(dirs: string[], rel: string, dest: string, dropWhiteouts: bool
     let top: fs.Stats | undefined;
     let topDir = '';
     const below: string[] = []; // layers (top first) where r is a dir that stays visible
+    let lowestOpaque = false; // the last of `below` is opaque (it hid whatever lies below it)
     for (const d of dirs) {
       let st: fs.Stats;
       try {
@@ -67,14 +61,13 @@ function mergeDir(dirs: string[], rel: string, dest: string, dropWhiteouts: bool
       if (top === undefined) {
         top = st;
         topDir = d;
-        if (!st.isDirectory()) break;
-        below.push(d);
-        if (isOpaque(path.join(d, r))) break;
-        continue;
       }
-      if (!st.isDirectory()) break; // a file or whiteout under the top dir ends what shows through
+      if (!st.isDirectory()) break; // the top entry, or a file or whiteout under the top dir: nothing below shows
       below.push(d);
-      if (isOpaque(path.join(d, r))) break;
+      if (isOpaque(path.join(d, r))) {
+        lowestOpaque = true;
+        break;
+      }
     }
     if (top === undefined) continue;
     const src = path.join(topDir, r);
@@ -83,9 +76,7 @@ function mergeDir(dirs: string[], rel: string, dest: string, dropWhiteouts: bool
     } else if (top.isDirectory()) {
       fs.mkdirSync(out);
       copyXattrs(src, out);
-      // opaque if the lowest contributing dir was opaque (it hid whatever lies below it)
-      const lowest = path.join(below[below.length - 1], r);
-      if (!dropWhiteouts && isOpaque(lowest)) native().lsetxattr(out, OPAQUE, Buffer.from('y'));
+      if (!dropWhiteouts && lowestOpaque) native().lsetxattr(out, OPAQUE, Buffer.from('y'));
       mergeDir(below, r, dest, dropWhiteouts);
       dirMtimes.push([out, top]);
     } else if (top.isFile()) {
@@ -95,8 +86,7 @@ function mergeDir(dirs: string[], rel: string, dest: string, dropWhiteouts: bool
       setMeta(out, top, true);
       copyXattrs(src, out);
     } else if (top.isCharacterDevice() || top.isBlockDevice() || top.isFIFO()) {
-      const major = Number((BigInt(top.rdev) >> 8n) & 0xfffn);
-      const minor = Number((BigInt(top.rdev) & 0xffn) | ((BigInt(top.rdev) >> 12n) & 0xfff00n));
+      const { major, minor } = splitDev(top.rdev);
       native().mknod(out, top.mode, major, minor);
       setMeta(out, top, false);
       copyXattrs(src, out);

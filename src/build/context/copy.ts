@@ -33,7 +33,8 @@ import { KilnError } from '../../errors';
 import type { Entry, Selected } from './select';
 import { detectArchive, extractArchive } from './untar';
 import { relativeTo, resolveInRoot } from '../../util/rootpath';
-import { TreeWriter, splitDev, type Meta, type Owner } from './write';
+import { TreeWriter, type Meta, type Owner } from './write';
+import { splitDev } from '../../util/rdev';
 import { containerPath, fileTarget, isDirForm } from './place';
 import { readXattrs } from './xattrs';
 

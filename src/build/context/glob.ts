@@ -23,8 +23,12 @@ export function containsWildcards(p: string): boolean {
   return false;
 }
 
-function reEscape(ch: string): string {
-  return /[\\^$.*+?()[\]{}|/-]/.test(ch) ? `\\${ch}` : ch;
+/**
+ * `ch` as a literal in a `u`-flag regexp: `-` may be escaped only inside a class (`\-` outside
+ * one is a SyntaxError there), so it is escaped only when `inClass`.
+ */
+function reEscape(ch: string, inClass = false): string {
+  return /[\\^$.*+?()[\]{}|/]/.test(ch) || (inClass && ch === '-') ? `\\${ch}` : ch;
 }
 
 /**
@@ -68,7 +72,7 @@ export function compileComponent(pattern: string): ComponentMatcher | null {
         }
         // Go accepts an inverted range (lo > hi) and matches nothing with it: leave it out.
         if ((lo.codePointAt(0) as number) <= (hi.codePointAt(0) as number)) {
-          cls += lo === hi ? reEscape(lo) : `${reEscape(lo)}-${reEscape(hi)}`;
+          cls += lo === hi ? reEscape(lo, true) : `${reEscape(lo, true)}-${reEscape(hi, true)}`;
         }
         ranges++;
       }

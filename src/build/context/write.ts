@@ -221,9 +221,3 @@ export class TreeWriter {
   }
 }
 
-/** Major and minor numbers of a Linux dev_t (glibc's gnu_dev_major/minor). */
-export function splitDev(rdev: bigint): { major: number; minor: number } {
-  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-  return { major, minor };
-}

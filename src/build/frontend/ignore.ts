@@ -37,12 +37,9 @@ export function parseIgnoreFile(text: string): string[] {
  * `<Containerfile>.dockerignore` (next to the Containerfile), then `.containerignore` and
  * `.dockerignore` in the context directory. The caller uses the first that exists.
  */
-export function ignoreFileFor(containerfilePath: string, contextDir: string): string[] {
+export function ignoreFileCandidates(containerfilePath: string, contextDir: string): string[] {
   return [`${containerfilePath}.containerignore`, `${containerfilePath}.dockerignore`, path.join(contextDir, '.containerignore'), path.join(contextDir, '.dockerignore')];
 }
-
-/** The same as ignoreFileFor. */
-export const ignoreFileCandidates = ignoreFileFor;
 
 type MatchType = 'exact' | 'prefix' | 'suffix' | 'regexp';
 
@@ -53,6 +50,8 @@ interface Pattern {
   regexp?: RegExp;
   /** the pattern's path components, for mayIncludeUnder */
   dirs: string[];
+  /** dirs compiled by componentRegex, filled in as mayIncludeUnder needs them */
+  dirRes: RegExp[];
 }
 
 export class IgnoreMatcher {
@@ -71,7 +70,7 @@ export class IgnoreMatcher {
         if (p.length === 1) throw new KilnError('E_INVALID_ARGUMENT', 'illegal exclusion pattern: "!"');
         p = p.slice(1);
       }
-      this.patterns.push({ exclusion, cleaned: p, dirs: p.split('/'), ...compile(p) });
+      this.patterns.push({ exclusion, cleaned: p, dirs: p.split('/'), dirRes: [], ...compile(p) });
     }
     this.hasExceptions = this.patterns.some((p) => p.exclusion);
   }
@@ -105,7 +104,7 @@ export class IgnoreMatcher {
         const part = p.dirs[i]!;
         if (part.includes('**')) return true;
         if (i >= dirs.length) return true; // the pattern goes deeper than dir and matched so far
-        if (!componentRegex(part).test(dirs[i]!)) return false;
+        if (!(p.dirRes[i] ??= componentRegex(part)).test(dirs[i]!)) return false;
       }
       return true; // the exception matches dir or one of its parents
     });

@@ -12,7 +12,7 @@ export { parseContainerfile, parseHeredocWord, chompHeredoc, type ParsedFile, ty
 export { toInstruction, parseFrom, parseTrigger, KEYWORDS, type FromParts } from './instructions';
 export { planBuild, resolveFrom, resolveFromInPlan } from './stages';
 export { expandWord, expandWords, expandHeredoc, type Env, type EscapeChar } from './expand';
-export { IgnoreMatcher, parseIgnoreFile, ignoreFileFor, ignoreFileCandidates } from './ignore';
+export { IgnoreMatcher, parseIgnoreFile, ignoreFileCandidates } from './ignore';
 export { triggerInstructions } from './triggers';
 
 /** parse → instructions → plan. Throws KilnError E_CONTAINERFILE naming file:line. */

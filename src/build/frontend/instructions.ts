@@ -153,8 +153,9 @@ export function parseTrigger(trigger: string, loc: { file: string; line: number;
   return toInstruction(raw);
 }
 
+/** Drops the leading "file:line: " or "file: " of a parse error (only that: the rest may hold "RUN: ..."). */
 function stripWhere(message: string): string {
-  return message.replace(/^[^:]*:\d+: /, '').replace(/^[^:]*: /, '');
+  return message.replace(/^[^:]*(?::\d+)?: /, '');
 }
 
 /** The trigger text: the instruction after ONBUILD, with its heredoc bodies so it parses again on its own. */

@@ -20,7 +20,7 @@ export function trimLeftSpace(s: string): string {
   return cps.slice(i).join('');
 }
 
-export function trimRightSpace(s: string): string {
+function trimRightSpace(s: string): string {
   const cps = Array.from(s);
   let j = cps.length;
   while (j > 0 && isSpace(cps[j - 1]!)) j--;
@@ -33,62 +33,74 @@ export function splitWhitespace(rest: string): string[] {
   return rest.split(WHITESPACE);
 }
 
+/** One word as scanWords finds it; `start`/`end` are UTF-16 offsets in the input. */
+interface ScannedWord {
+  text: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * The word state machine BuildKit's parseWords and extractBuilderFlags share: words end at
+ * unquoted whitespace, `'` and `"` quote, the escape character takes the next character
+ * literally and is dropped at the very end of the input. With `keep` (parseWords) quotes and
+ * escapes stay in the word and the escape does nothing inside single quotes; without
+ * (extractBuilderFlags) they are removed and the escape works inside both kinds of quotes.
+ * Every word is yielded, also one left empty by a dropped escape. Only BMP characters are
+ * special, so scanning UTF-16 units gives the same words as scanning code points.
+ */
+function* scanWords(s: string, escape: string, keep: boolean): Generator<ScannedWord> {
+  let phase: 'space' | 'word' | 'quote' = 'space';
+  let word = '';
+  let start = 0;
+  let quote = '';
+  for (let pos = 0; pos < s.length; pos++) {
+    let ch = s[pos]!;
+    if (phase === 'space') {
+      if (isSpace(ch)) continue;
+      phase = 'word';
+      start = pos;
+    }
+    if (phase === 'word') {
+      if (isSpace(ch)) {
+        yield { text: word, start, end: pos };
+        phase = 'space';
+        word = '';
+        continue;
+      }
+      if (ch === "'" || ch === '"') {
+        quote = ch;
+        phase = 'quote';
+        if (keep) word += ch;
+        continue;
+      }
+    } else if (ch === quote) {
+      phase = 'word';
+      if (keep) word += ch;
+      continue;
+    }
+    if (ch === escape && (phase === 'word' || !keep || quote !== "'")) {
+      if (pos + 1 === s.length) {
+        phase = 'word'; // an escape at the very end is dropped
+        continue;
+      }
+      if (keep) word += ch;
+      ch = s[++pos]!;
+    }
+    word += ch;
+  }
+  if (phase !== 'space') yield { text: word, start, end: s.length };
+}
+
 /**
  * Splits into words at unquoted whitespace, keeping quotes and escape characters in the words
  * (BuildKit's parseWords, used for ENV/LABEL/ARG; kiln also uses it for COPY/ADD/VOLUME/EXPOSE
  * so that `"a b"` is one word). An escape character at the very end is dropped.
  */
 export function splitWordsKeepQuotes(rest: string, escape: string): string[] {
-  const cps = Array.from(rest);
   const words: string[] = [];
-  let phase: 'space' | 'word' | 'quote' = 'space';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= cps.length; pos++) {
-    let ch = cps[pos] ?? '';
-    if (phase === 'space') {
-      if (pos === cps.length) break;
-      if (isSpace(ch)) continue;
-      phase = 'word';
-    }
-    if (pos === cps.length) {
-      if (blankOK || word.length > 0) words.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'space';
-        if (blankOK || word.length > 0) words.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = 'quote';
-      } else if (ch === escape) {
-        if (pos + 1 === cps.length) continue; // an escape at the very end is dropped
-        word += ch;
-        ch = cps[++pos]!;
-      }
-      word += ch;
-      continue;
-    }
-    // in quotes: the escape character works in double quotes only
-    if (ch === quote) {
-      phase = 'word';
-    } else if (ch === escape && quote !== "'") {
-      if (pos + 1 === cps.length) {
-        phase = 'word';
-        continue;
-      }
-      word += ch;
-      ch = cps[++pos]!;
-    }
-    word += ch;
-  }
+  // a quoted word keeps its quotes, so only a word that was a lone dropped escape is empty
+  for (const w of scanWords(rest, escape, true)) if (w.text !== '') words.push(w.text);
   return words;
 }
 
@@ -106,59 +118,10 @@ export interface FlagWord {
  */
 export function extractFlags(line: string): { flags: FlagWord[]; restStart: number } {
   const flags: FlagWord[] = [];
-  let phase: 'space' | 'word' | 'quote' = 'space';
-  let word = '';
-  let start = 0;
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= line.length; pos++) {
-    let ch = pos < line.length ? line[pos]! : '';
-    if (phase === 'space') {
-      if (pos === line.length) break;
-      if (isSpace(ch)) continue;
-      if (ch !== '-' || line[pos + 1] !== '-') return { flags, restStart: pos };
-      phase = 'word';
-      start = pos;
-    }
-    if (pos === line.length) {
-      if (word !== '--' && (blankOK || word.length > 0)) flags.push({ text: word, start });
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'space';
-        if (word === '--') return { flags, restStart: pos };
-        if (blankOK || word.length > 0) flags.push({ text: word, start });
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = 'quote';
-        continue;
-      }
-      if (ch === '\\') {
-        if (pos + 1 === line.length) continue;
-        ch = line[++pos]!;
-      }
-      word += ch;
-      continue;
-    }
-    // in quotes
-    if (ch === quote) {
-      phase = 'word';
-      continue;
-    }
-    if (ch === '\\') {
-      if (pos + 1 === line.length) {
-        phase = 'word';
-        continue;
-      }
-      ch = line[++pos]!;
-    }
-    word += ch;
+  for (const w of scanWords(line, '\\', false)) {
+    if (!line.startsWith('--', w.start)) return { flags, restStart: w.start };
+    if (w.text === '--') return { flags, restStart: w.end };
+    flags.push({ text: w.text, start: w.start });
   }
   return { flags, restStart: line.length };
 }
