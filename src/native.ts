@@ -19,8 +19,10 @@ export interface KilnNative {
   flock(fd: number, operation: number): boolean;
 }
 
+export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
+export const LOCK_UN = 8;
 
 let cached: KilnNative | undefined;
 

@@ -11,16 +11,17 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requireTool, run, type Sandbox } from './helpers/env';
-import { buildSandbox, buildImage, buildOk, kilnBuild, inspectImage, leftovers, listTar, saveOciDir, withMounted, writeContext } from './helpers/build';
+import { buildImage, buildOk, kilnBuild, inspectImage, leftovers, listTar, saveOciDir, withMounted, writeContext } from './helpers/build';
+import { baseSandbox, teardown } from './helpers/build-e2e';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 let sb: Sandbox;
 
 before(async () => {
-  sb = await buildSandbox('kiln-build-config-');
+  sb = await baseSandbox('kiln-build-config-');
 });
-after(() => sb?.cleanup());
+after(() => teardown(sb));
 
 function assertClean(what: string): void {
   const l = leftovers(sb);
@@ -201,13 +202,14 @@ test('ARG before FROM chooses the base; it is visible in a stage only once redec
 });
 
 test('ONBUILD triggers fire in a child built FROM the parent, then are not inherited', async () => {
-  buildImage(sb, 'cfg-onbuild-parent', 'FROM localhost/busybox\nONBUILD RUN echo triggered > /trigger\nONBUILD COPY marker /from-child-context\n', {}, ['--format', 'docker']);
-  assert.deepEqual(inspectImage(sb, 'cfg-onbuild-parent').Config.OnBuild, ['RUN echo triggered > /trigger', 'COPY marker /from-child-context']);
+  buildImage(sb, 'cfg-onbuild-parent', 'FROM localhost/busybox\nONBUILD RUN echo triggered > /trigger\nONBUILD COPY marker /from-child-context\nONBUILD COPY --from=localhost/busybox /bin/busybox /from-image\n', {}, ['--format', 'docker']);
+  assert.deepEqual(inspectImage(sb, 'cfg-onbuild-parent').Config.OnBuild, ['RUN echo triggered > /trigger', 'COPY marker /from-child-context', 'COPY --from=localhost/busybox /bin/busybox /from-image']);
   buildImage(sb, 'cfg-onbuild-child', 'FROM localhost/cfg-onbuild-parent\nRUN cat /trigger > /seen-by-next-step\n', { marker: 'child ctx\n' }, ['--format', 'docker']);
   await withMounted(sb, 'cfg-onbuild-child', (root) => {
     assert.equal(fs.readFileSync(path.join(root, 'trigger'), 'utf8'), 'triggered\n');
     assert.equal(fs.readFileSync(path.join(root, 'seen-by-next-step'), 'utf8'), 'triggered\n', 'triggers run before the first instruction of the child');
     assert.equal(fs.readFileSync(path.join(root, 'from-child-context'), 'utf8'), 'child ctx\n', 'a trigger COPY reads the child build context');
+    assert.ok(fs.statSync(path.join(root, 'from-image')).size > 100_000, 'a trigger COPY --from an image is resolved in the child build');
   });
   const child = inspectImage(sb, 'cfg-onbuild-child');
   assert.ok(child.Config.OnBuild === null || child.Config.OnBuild === undefined || (child.Config.OnBuild as unknown[]).length === 0, 'triggers are consumed');

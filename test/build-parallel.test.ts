@@ -159,3 +159,33 @@ test('after kill -9 of a build mid-RUN, the next kiln write command removes its 
   assert.equal(readImageFiles(sb, 'localhost/after-kill-build', ['after'])['after'], 'after\n');
   assert.deepEqual(mountsUnder(sb.dir), []);
 });
+
+test('a failing stage stops the stages still running, and the build reports its error', async (t) => {
+  // `slow` sleeps 30 s; `bad` fails once slow's sleep has begun (a shared cache mount tells it)
+  const mark = `KILN_TEST_MARK=${randomBytes(8).toString('hex')}`;
+  const sync = `--mount=type=cache,target=/sync,id=kiln-test-stop-${randomBytes(4).toString('hex')}`;
+  const ctx = writeTree(path.join(sb.dir, 'ctx-fail-stops'), {
+    Containerfile: [
+      'FROM localhost/busybox AS slow',
+      `ENV ${mark}`,
+      `RUN ${sync} touch /sync/started; sleep 30`,
+      'FROM localhost/busybox AS bad',
+      `RUN ${sync} for i in $(seq 1 200); do [ -f /sync/started ] && break; sleep 0.05; done; sleep 0.5; exit 3`,
+      'FROM localhost/busybox',
+      'COPY --from=slow /etc/hostname /a',
+      'COPY --from=bad /etc/hostname /b',
+      '',
+    ].join('\n'),
+  });
+  const b = spawnBuild(sb, ['--progress=plain', '-t', 'localhost/fail-stops', ctx]);
+  t.after(() => {
+    if (b.child.exitCode === null && b.child.signalCode === null) b.child.kill('SIGKILL');
+  });
+  const exit = await exitOf(b.child, 20_000); // rejects if kiln waited for the 30 s sleep
+  assert.notEqual(exit.code, 0, `the build failed\n${b.output()}`);
+  assert.match(b.output(), /exit status 3/, 'the failing stage\'s error is reported');
+  assert.deepEqual(sleeping(mark), [], 'the sleeping stage\'s process was stopped');
+  assert.deepEqual(mountsUnder(sb.dir), [], 'no mounts under the sandbox');
+  assert.deepEqual(runcContainers(sb.runroot), [], 'no runc container left');
+  assert.equal(sb.kiln(['image', 'exists', 'localhost/fail-stops']).status, 1, 'no image under the tag');
+});

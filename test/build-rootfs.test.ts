@@ -10,14 +10,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requireTool, run, type Sandbox } from './helpers/env';
-import { buildSandbox, buildImage, withMounted, saveOciDir, topLayer, listTar, leftovers, writeContext, buildOk } from './helpers/build';
+import { buildImage, withMounted, saveOciDir, topLayer, listTar, leftovers, writeContext, buildOk } from './helpers/build';
+import { baseSandbox, teardown } from './helpers/build-e2e';
 
 let sb: Sandbox;
 
 before(async () => {
-  sb = await buildSandbox('kiln-build-rootfs-');
+  sb = await baseSandbox('kiln-build-rootfs-');
 });
-after(() => sb?.cleanup());
+after(() => teardown(sb));
 
 const read = (root: string, p: string) => fs.readFileSync(path.join(root, p), 'utf8');
 const exists = (root: string, p: string) => {

@@ -9,7 +9,8 @@ import { goArch } from '../image/platform';
 import type { Store } from '../store/store';
 import type { ImageRecord } from '../store/images';
 import type { Lease } from '../store/lease';
-import { DEFAULT_PATH, type BuiltLayer, type RunConfig, type StageState } from './state';
+import { DEFAULT_PATH } from '../runtime/spec';
+import type { BuiltLayer, RunConfig, StageState } from './state';
 
 /**
  * A stage's config always has PATH in Env: a base without one gets the default appended, as

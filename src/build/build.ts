@@ -135,13 +135,16 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
   const pargs = platformArgs(opts.platform);
   const plan = loadPlan(text, fromStdin ? '<stdin>' : displayPath(file), { buildArgs: opts.buildArgs, target: opts.target, platformArgs: pargs });
   const names = opts.tags.map((t) => normalizeName(t));
-  if (opts.registry) {
-    const refs = plan.needed.flatMap((i) => {
-      const st = plan.stages[i]!;
-      return [...(st.base.kind === 'image' ? [st.base.ref] : []), ...st.imageDeps];
-    });
-    await pullBaseImages(ctx, refs, opts.pull, opts.registry);
+  // checked before the build, not after it: the image would be built for nothing
+  if (opts.iidfile !== undefined && !fs.existsSync(path.dirname(path.resolve(opts.iidfile)))) {
+    throw new KilnError('E_INVALID_ARGUMENT', `--iidfile ${opts.iidfile}: directory ${path.dirname(path.resolve(opts.iidfile))} does not exist`);
   }
+  // the images the needed stages start from or copy/mount from
+  const baseRefs = plan.needed.flatMap((i) => {
+    const st = plan.stages[i];
+    return [...(st.base.kind === 'image' ? [st.base.ref] : []), ...st.imageDeps];
+  });
+  if (opts.registry) await pullBaseImages(ctx, baseRefs, opts.pull, opts.registry);
   const store = ctx.store;
   const abort = new AbortController();
   const onAbort = () => abort.abort(opts.signal?.reason ?? new KilnError('E_BUILD', 'build cancelled'));
@@ -174,7 +177,8 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
         signal: abort.signal,
         stage: async (i) => {
           const r = results.get(i);
-          if (!r) throw new KilnError('E_INTERNAL', `stage ${i} was asked for before it finished`);
+          // only an ONBUILD trigger's --from can name a stage outside this stage's dependencies
+          if (!r) throw new KilnError('E_CONTAINERFILE', `stage ${plan.stages[i]?.name ?? i} is not built yet: an ONBUILD --from of a base image may name only a stage the stage using it depends on`);
           return r;
         },
         image: (ref) => {
@@ -189,11 +193,7 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
         },
       };
       // Base images are resolved up front, so a missing one fails before any step runs.
-      for (const i of plan.needed) {
-        const st = plan.stages[i];
-        if (st.base.kind === 'image') env.image(st.base.ref);
-        for (const r of st.imageDeps) env.image(r);
-      }
+      for (const r of baseRefs) env.image(r);
       const roots = stageRoots(env, heldMounts, holder);
       const vertices = new Map<number, Vertex<StageResult>>();
       const position = new Map(plan.needed.map((i, n) => [i, n + 1]));
@@ -207,7 +207,9 @@ export async function build(ctx: EngineContext, opts: BuildOptions): Promise<Bui
           digest: stageDigest(st, inputs.map((x) => x.digest), opts.buildArgs),
           inputs,
           name: st.name ?? `stage ${i}`,
-          op: async (deps) => {
+          op: async (deps, { signal }) => {
+            // the solve aborts its ops' signal when another stage fails: stop this one's steps too
+            signal.addEventListener('abort', () => abort.abort(new KilnError('E_BUILD', 'build cancelled', { cause: signal.reason })), { once: true });
             deps.forEach((d, k) => results.set(st.deps[k], d));
             const r = await runStage(env, st, runOpts);
             results.set(i, r);
@@ -249,8 +251,13 @@ function stageDigest(st: Stage, depDigests: string[], buildArgs: Record<string, 
 
 function writeIidfile(file: string, id: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `sha256:${id}`);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, `sha256:${id}`);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new KilnError('E_IO', `--iidfile ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
 }
 
 /**

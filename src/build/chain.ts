@@ -6,9 +6,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native';
+import type { Store } from '../store/store';
 
-function isWhiteout(st: fs.Stats): boolean {
+export const OPAQUE = 'trusted.overlay.opaque';
+
+/** An overlay whiteout: a 0/0 character device. */
+export function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/** Whether the dir `p` is marked opaque (hides the lower layers' entries below it). */
+export function isOpaque(p: string): boolean {
+  return native().lgetxattr(p, OPAQUE)?.toString('latin1') === 'y';
 }
 
 /**
@@ -32,10 +41,9 @@ export function existsInChain(dirs: string[], p: string): boolean {
       if (isWhiteout(st)) return false;
       if (i === parts.length - 1) return true;
       if (!st.isDirectory()) return false;
-      if (native().lgetxattr(cur, 'trusted.overlay.opaque')?.toString('latin1') === 'y') {
+      if (isOpaque(cur)) {
         // an opaque dir hides the layers below: the rest of the path must be in this layer
         try {
-          fs.lstatSync(path.join(cur, ...parts.slice(i + 1)));
           return !isWhiteout(fs.lstatSync(path.join(cur, ...parts.slice(i + 1))));
         } catch {
           return false;
@@ -44,4 +52,10 @@ export function existsInChain(dirs: string[], p: string): boolean {
     }
   }
   return false;
+}
+
+/** existsInChain for a stage's layers (bottom first, as StageState keeps them), their dirs made first if deferred. */
+export async function existsInLayers(store: Store, layers: readonly { id: string }[], p: string): Promise<boolean> {
+  if (layers.length > 0) await store.layers.ensureChain(layers[layers.length - 1].id);
+  return existsInChain(layers.map((l) => store.layers.diffDir(l.id)).reverse(), p);
 }

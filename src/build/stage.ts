@@ -14,7 +14,7 @@ import type { BuildEnv, StageResult, StepCtx } from './env';
 import { createdTime } from './env';
 import { applyMetadata, expansionEnv, where, type Expanded, type StageState } from './state';
 import { scratchState } from './base';
-import { existsInChain } from './chain';
+import { existsInLayers } from './chain';
 import { layerStep } from './steps/layer-step';
 import { ensureDir } from './steps/workdir';
 import { resolveUser } from '../runtime/spec';
@@ -40,7 +40,7 @@ export function displayText(ins: { original: string }): string {
 
 export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOptions): Promise<StageResult> {
   let s = await baseState(env, stage);
-  const triggers = triggerInstructions(s.config.OnBuild ?? [], stage.loc);
+  const triggers = triggerInstructions(s.config.OnBuild ?? [], stage.loc, opts.plan, stage.index, { ...opts.platformArgs, ...opts.plan.globalArgs });
   if (triggers.length > 0) s = { ...s, config: { ...s.config, OnBuild: null } };
   const all = [...triggers, ...stage.instructions];
   const steps = all.length + 1;
@@ -74,10 +74,8 @@ export async function runStage(env: BuildEnv, stage: Stage, opts: StageRunOption
 async function workdirStep(env: BuildEnv, s: StageState, config: StageState['config'], step: StepCtx, text: string, at: string): Promise<StageState> {
   const dir = config.WorkingDir ?? '/';
   const withConfig: StageState = { ...s, config };
-  if (s.layers.length) await env.store.layers.ensureChain(s.layers[s.layers.length - 1].id);
-  const dirs = s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse();
-  if (existsInChain(dirs, dir)) {
-    return { ...withConfig, history: [...s.history, { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${text}`, empty_layer: true }] };
+  if (await existsInLayers(env.store, s.layers, dir)) {
+    return { ...withConfig, history: [...s.history, metadataEntry(env, s, text)] };
   }
   const user = config.User ?? '';
   return layerStep(env, withConfig, step, { op: `WORKDIR ${dir}`, env: JSON.stringify({ user }) }, `/bin/sh -c #(nop) ${text}`, at, async (rootfs) => {
@@ -92,6 +90,11 @@ async function workdirStep(env: BuildEnv, s: StageState, config: StageState['con
     }
     ensureDir(rootfs.merged, dir, at, owner);
   });
+}
+
+/** The empty-layer history entry of a metadata instruction: dated when the filesystem last changed (StageState.created). */
+function metadataEntry(env: BuildEnv, s: StageState, text: string): StageState['history'][number] {
+  return { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${text}`, empty_layer: true };
 }
 
 /** podman's form for a failed step: `error building at STEP "RUN …": …`, keeping code, hint and exit status. */
@@ -128,7 +131,7 @@ async function runInstruction(env: BuildEnv, s: StageState, ins: Instruction, st
         if (v !== undefined) args[a.name] = v;
         else delete args[a.name];
       }
-      return { ...s, args, history: s.history };
+      return { ...s, args };
     }
     default: {
       const x: Expanded = { cmdSetInStage: cmdSet };
@@ -141,11 +144,7 @@ async function runInstruction(env: BuildEnv, s: StageState, ins: Instruction, st
       if ((ins.kind === 'USER' || ins.kind === 'WORKDIR') && x.word === '') throw new KilnError('E_CONTAINERFILE', `${where(ins)}: ${ins.kind} requires a value (it expanded to nothing)`);
       const config = applyMetadata(s, ins, x);
       if (ins.kind === 'WORKDIR') return workdirStep(env, s, config, step, displayText(ins), where(ins));
-      return {
-        ...s,
-        config,
-        history: [...s.history, { created: env.timestamp !== undefined ? createdTime(env) : s.created, created_by: `/bin/sh -c #(nop) ${displayText(ins)}`, empty_layer: true }],
-      };
+      return { ...s, config, history: [...s.history, metadataEntry(env, s, displayText(ins))] };
     }
   }
 }

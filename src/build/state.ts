@@ -8,6 +8,7 @@ import type { Digest } from '../util/digest';
 import type { HistoryEntry, ImageConfig } from '../image/oci';
 import type { Instruction } from './frontend/types';
 import { KilnError } from '../errors';
+import { DEFAULT_PATH } from '../runtime/spec';
 
 export interface BuiltLayer {
   id: string;
@@ -44,7 +45,6 @@ export interface StageState {
   created: string;
 }
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
 /** ENV as a map (later entries win). */

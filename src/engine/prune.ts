@@ -28,7 +28,10 @@ export async function prune(ctx: EngineContext, opts: PruneOptions): Promise<Pru
   const db = store.db;
   const report: PruneReport = { images: [], cacheEntries: 0, reclaimed: 0 };
   const sizes = (layers: string[], blobs: Digest[]) =>
-    layers.reduce((n, l) => n + (store.layers.get(l)?.extracted ? store.layers.get(l)!.uncompressedSize : 0), 0) + blobs.reduce((n, b) => n + (store.blobs.get(b)?.size ?? 0), 0);
+    layers.reduce((n, l) => {
+      const rec = store.layers.get(l);
+      return n + (rec?.extracted ? rec.uncompressedSize : 0);
+    }, 0) + blobs.reduce((n, b) => n + (store.blobs.get(b)?.size ?? 0), 0);
   store.writeTx(() => {
     // dangling images first (their layers may be what the cache holds too)
     const unused = store.images.list().filter((i) => (opts.all || i.names.length === 0) && store.images.containersUsing(i.id).length === 0);

@@ -1,26 +1,17 @@
 /**
- * Plumbing for end-to-end `kiln build` tests: a sandbox store holding the busybox base image
- * (as localhost/busybox:latest), build contexts written from a literal description, builds run
- * through the real CLI, and read-only ways to look at the result — the image mounted, the
- * inspect JSON, the OCI layout written by `kiln save --format oci-dir` and its layer tars read
- * with tar-stream (an independent reader) — plus the check that a build left nothing behind.
+ * Plumbing for end-to-end `kiln build` tests that look at the image itself (the sandbox with the
+ * base image, teardown, mounts and runc containers are build-e2e.ts's): build contexts written
+ * from a literal description, builds run through the real CLI with plain output, and read-only
+ * ways to look at the result — the image mounted, the inspect JSON, the OCI layout written by
+ * `kiln save --format oci-dir` and its layer tars read with tar-stream (an independent reader)
+ * — plus the check that a build left nothing behind.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as tarStream from 'tar-stream';
-import { sandbox, busyboxTar, requireTool, type Sandbox } from './env';
-
-export const BASE = 'localhost/busybox:latest';
-
-/** A sandbox whose store holds the busybox base image as localhost/busybox:latest (CMD ["/bin/sh"]). */
-export async function buildSandbox(prefix = 'kiln-build-'): Promise<Sandbox> {
-  const sb = sandbox(prefix);
-  const tar = await busyboxTar(sb.dir);
-  sb.ok(['import', '--change', 'CMD ["/bin/sh"]', tar, BASE]);
-  return sb;
-}
+import type { Sandbox } from './env';
+import { mountsUnder, runcContainers } from './build-e2e';
 
 /**
  * One context entry: a string is a file's content; `{ dir: true }` a directory; `{ symlink }`
@@ -176,13 +167,5 @@ export async function topLayer(layout: OciLayout): Promise<TarEntry[]> {
  * to runc in the store's runtime state dir. Both lists are empty after any build, good or bad.
  */
 export function leftovers(sb: Sandbox): { mounts: string[]; containers: string[] } {
-  const mounts = fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
-    .filter((m) => m === sb.dir || m.startsWith(`${sb.dir}/`));
-  requireTool('runc');
-  const r = spawnSync('runc', ['--root', path.join(sb.runroot, 'runtime'), 'list', '-q'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`runc list exited ${r.status}: ${r.stderr}`);
-  return { mounts, containers: r.stdout.split('\n').filter((l) => l.trim() !== '') };
+  return { mounts: mountsUnder(sb.dir), containers: runcContainers(sb.runroot) };
 }

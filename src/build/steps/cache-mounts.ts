@@ -11,11 +11,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { native, LOCK_EX, LOCK_NB } from '../../native';
+import { native, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } from '../../native';
 import type { Store } from '../../store/store';
 
-const LOCK_SH = 1;
-const LOCK_UN = 8;
 
 export interface CacheMountSpec {
   id: string;
@@ -33,9 +31,8 @@ function dirFor(store: Store, id: string): string {
   return path.join(cacheMountsDir(store), createHash('sha256').update(id).digest('hex').slice(0, 32));
 }
 
-/** Creates the dir unless it exists (mkdir never replaces: a racing creator's dir is kept). */
+/** Creates the dir (its parent exists) unless it exists (mkdir never replaces: a racing creator's dir is kept). */
 function ensure(dir: string, spec: CacheMountSpec): void {
-  fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
   try {
     fs.mkdirSync(dir);
   } catch (e) {
@@ -66,9 +63,9 @@ function unlocker(fd: number): () => void {
 
 /** The host dir to mount for `spec`, and what to call when the step is done. */
 export async function acquireCacheMount(store: Store, spec: CacheMountSpec, signal: AbortSignal): Promise<{ dir: string; release(): void }> {
+  fs.mkdirSync(cacheMountsDir(store), { recursive: true, mode: 0o700 });
   for (let n = 0; ; ) {
     const dir = dirFor(store, spec.sharing === 'private' && n > 0 ? `${spec.id}#${n}` : spec.id);
-    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
     const fd = tryLock(dir, spec.sharing === 'shared' ? LOCK_SH : LOCK_EX);
     if (fd !== undefined) {
       ensure(dir, spec); // under the lock: prune cannot remove it between creation and mount

@@ -19,7 +19,7 @@ import { selectSources } from '../context/select';
 import { hashSources } from '../context/hash';
 import { copyInto, fetchUrl, writeHeredocFile } from '../context/copy';
 import { isDirForm } from '../context/place';
-import { existsInChain } from '../chain';
+import { existsInLayers } from '../chain';
 import type { Selected } from '../context/select';
 import { ensureDir } from './workdir';
 
@@ -104,9 +104,7 @@ async function linkOwner(s: StageState, roots: StageRoots, chown: string, what: 
 async function destIsNew(env: BuildEnv, s: StageState, dest: string): Promise<boolean> {
   const first = dest.split('/').find((c) => c !== '');
   if (first === undefined) return false;
-  if (s.layers.length === 0) return true;
-  await env.store.layers.ensureChain(s.layers[s.layers.length - 1].id);
-  return !existsInChain(s.layers.map((l) => env.store.layers.diffDir(l.id)).reverse(), `/${first}`);
+  return !(await existsInLayers(env.store, s.layers, `/${first}`));
 }
 
 /** What the selection takes on tmpfs: whole pages per file, and a page per entry for its inode. */

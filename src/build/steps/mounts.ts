@@ -11,7 +11,7 @@ import type { MountRequest } from '../../runtime/spec';
 import type { RunMount } from '../frontend/types';
 import type { BuildEnv } from '../env';
 import { joinWorkdir } from '../state';
-import { selectSources } from '../context/select';
+import { selectSources, type Selected } from '../context/select';
 import { hashSources } from '../context/hash';
 import { acquireCacheMount } from './cache-mounts';
 import { copyInto } from '../context/copy';
@@ -27,11 +27,20 @@ export interface PreparedMounts {
   release(): void;
 }
 
-/** Describes the mounts' sources for the cache key (no secret content, no cache-mount content). */
-export async function mountsKey(env: BuildEnv, mounts: RunMount[], roots: StageRoots): Promise<string> {
+/**
+ * The build-context files of a RUN's bind mounts, by source: selected once for the cache key
+ * (mountsKey) and, on a miss, mounted from the same list (prepareMounts).
+ */
+export type ContextSelections = Map<string, Selected[]>;
+
+/**
+ * Describes the mounts' sources for the cache key (no secret content, no cache-mount content).
+ * `where` (Containerfile:line) names the RUN in errors; `selections` is filled for prepareMounts.
+ */
+export async function mountsKey(env: BuildEnv, mounts: RunMount[], roots: StageRoots, where: string, selections: ContextSelections): Promise<string> {
   const parts: string[] = [];
   for (const m of mounts) {
-    if (m.type === 'bind') parts.push(`bind:${m.target}:${m.source ?? ''}:${m.rw}:${m.from ? await roots.key(fromOf(m)) : `context:${await contextKey(env, m.source ?? '.')}`}`);
+    if (m.type === 'bind') parts.push(`bind:${m.target}:${m.source ?? ''}:${m.rw}:${m.from ? await roots.key(fromOf(m)) : `context:${await contextKey(env, m.source ?? '.', where, selections)}`}`);
     else if (m.type === 'cache') parts.push(`cache:${m.target}:${m.id ?? ''}:${m.sharing}`);
     else if (m.type === 'tmpfs') parts.push(`tmpfs:${m.target}:${m.size ?? ''}`);
     else parts.push(`secret:${m.id}:${m.target ?? ''}:${m.env ?? ''}`);
@@ -46,15 +55,19 @@ function fromOf(m: { from?: string; fromResolved?: StageBase }): StageBase {
 }
 
 /** A content key for a path of the build context (a file or dir; names, modes, sizes, bytes). */
-async function contextKey(env: BuildEnv, source: string): Promise<string> {
-  const what = `--mount=type=bind,source=${source}`;
-  return hashSources(env.contextDir, await selectSources(env.contextDir, [source], { filter: env.ignored, what }), {});
+async function contextKey(env: BuildEnv, source: string, where: string, selections: ContextSelections): Promise<string> {
+  let selected = selections.get(source);
+  if (selected === undefined) {
+    selected = await selectSources(env.contextDir, [source], { filter: env.ignored, what: `${where}: --mount=type=bind,source=${source}` });
+    selections.set(source, selected);
+  }
+  return hashSources(env.contextDir, selected, {});
 }
 
 /**
- * Prepares the mounts for one RUN. `stageRoot(from)` gives a read-only root dir for a stage or
- * image name (mounted by the caller's stage runner); `privateDir` is the step's scratch dir
- * outside the rootfs (for secret copies).
+ * Prepares the mounts for one RUN. `roots.root(from)` gives a read-only root dir for a stage or
+ * image (mounted by the caller's stage runner); `privateDir` is the step's scratch dir
+ * outside the rootfs (for secret copies); `selections` are mountsKey's for the same mounts.
  */
 export async function prepareMounts(
   env: BuildEnv,
@@ -63,6 +76,7 @@ export async function prepareMounts(
   privateDir: string,
   roots: StageRoots,
   where: string,
+  selections: ContextSelections,
 ): Promise<PreparedMounts> {
   const out: MountRequest[] = [];
   const envs: string[] = [];
@@ -77,7 +91,7 @@ export async function prepareMounts(
           releases.push(r.release);
           src = resolveInRoot(r.root, m.source ?? '/', { followLast: true }); // the image's symlinks, never the host's
         } else {
-          src = await contextSource(env, m.source ?? '.', path.join(privateDir, `context-${out.length}`), where);
+          src = await contextSource(env, m.source ?? '.', path.join(privateDir, `context-${out.length}`), where, selections);
         }
         if (!fs.existsSync(src)) throw new KilnError('E_BUILD', `${where}: --mount=type=bind source ${JSON.stringify(m.source ?? '.')} does not exist${m.from ? ` in ${m.from}` : ' in the build context'}`);
         // rw binds see a private copy (owners, modes and links kept), so writes never reach the source
@@ -121,10 +135,10 @@ export async function prepareMounts(
  * A context path for a bind mount: the context dir itself when no ignore file filters it, else
  * a private copy of exactly the files the ignore file lets through (what the cache key hashed).
  */
-async function contextSource(env: BuildEnv, source: string, scratch: string, where: string): Promise<string> {
+async function contextSource(env: BuildEnv, source: string, scratch: string, where: string, selections: ContextSelections): Promise<string> {
   const direct = path.join(env.contextDir, path.normalize(`/${source}`));
   if (!env.ignored) return direct;
-  const selected = await selectSources(env.contextDir, [source], { filter: env.ignored, what: where });
+  const selected = selections.get(source) ?? (await selectSources(env.contextDir, [source], { filter: env.ignored, what: where }));
   fs.mkdirSync(scratch, { mode: 0o755 });
   await copyInto({ rootfs: scratch, workdir: '/', dest: '/', srcRoot: env.contextDir, selected, preserveOwnership: true, parents: false, add: false, what: where });
   return selected.length === 1 && !selected[0].isDir ? path.join(scratch, path.basename(selected[0].relPath)) : scratch;

@@ -13,7 +13,7 @@ import type { Instruction, RunMount, StageBase } from '../frontend/types';
 import type { BuildEnv, StepCtx } from '../env';
 import { runEnv, shellOf, where, type StageState } from '../state';
 import type { StepRoot } from './layer-step';
-import { prepareMounts, mountsKey } from './mounts';
+import { prepareMounts, mountsKey, type ContextSelections } from './mounts';
 import { missingMountPoints, removeStubs } from './stubs';
 import { layerStep } from './layer-step';
 import { ensureDir } from './workdir';
@@ -55,22 +55,30 @@ export async function runStep(env: BuildEnv, s: StageState, raw: RunIns, step: S
   const processEnv = runEnv(s);
   const workdir = s.config.WorkingDir || '/';
   const network = ins.network === 'default' ? env.network : ins.network;
+  const selections: ContextSelections = new Map();
   const inputs = {
     op: `RUN ${JSON.stringify(command)}`,
     env: JSON.stringify({ env: processEnv, user: s.config.User ?? '', workdir }),
-    mounts: await mountsKey(env, ins.mounts, roots),
+    mounts: await mountsKey(env, ins.mounts, roots, where(ins), selections),
     network,
   };
   const createdBy = ins.command.form === 'exec' ? `/bin/sh -c #(nop) RUN ${JSON.stringify(command)}` : `${shellOf(s).join(' ')} ${ins.command.script}`;
   return layerStep(env, s, step, inputs, createdBy, ins.original, async (rootfs) => {
-    await runInRootfs(env, s, ins, step, roots, rootfs, argv, processEnv, workdir, network);
+    await runInRootfs(env, s, ins, step, roots, rootfs, { argv, processEnv, workdir, network, selections });
   });
 }
 
-async function runInRootfs(
-  env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots, rootfs: StepRoot,
-  argv: string[], processEnv: string[], workdir: string, network: 'host' | 'none',
-): Promise<void> {
+/** What runStep worked out for the cache key, used again to run the step. */
+interface RunPlan {
+  argv: string[];
+  processEnv: string[];
+  workdir: string;
+  network: 'host' | 'none';
+  selections: ContextSelections;
+}
+
+async function runInRootfs(env: BuildEnv, s: StageState, ins: RunIns, step: StepCtx, roots: StageRoots, rootfs: StepRoot, plan: RunPlan): Promise<void> {
+  const { argv, processEnv, workdir, network } = plan;
   const merged = rootfs.merged;
   ensureDir(merged, workdir, where(ins));
   let user: ReturnType<typeof resolveUser>;
@@ -82,7 +90,7 @@ async function runInRootfs(
   const privateDir = env.store.tempDir('run');
   let prepared: Awaited<ReturnType<typeof prepareMounts>> | undefined;
   try {
-    prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, roots, where(ins));
+    prepared = await prepareMounts(env, ins.mounts, workdir, privateDir, roots, where(ins), plan.selections);
     const mounts: MountRequest[] = [...hostFiles(network), ...prepared.mounts];
     const script = shebangScript(ins);
     if (script !== undefined) {
