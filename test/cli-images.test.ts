@@ -72,6 +72,19 @@ test('unknown image: "image not known", exit 125; rmi exits 1; image exists exit
   assert.match(bad.stderr, /unknown flag: --bogus/);
 });
 
+test('image SUBCOMMAND is the top-level command, flags and help included', () => {
+  assert.equal(sb.ok(['image', 'ls', '-q']), sb.ok(['images', '-q']));
+  assert.match(sb.ok(['image', 'list', '--help']), /--sort <key>/);
+  assert.match(sb.ok(['image', 'help', 'rm']), /-f, --force/);
+  assert.match(sb.ok(['image', 'help', 'umount']), /-a, --all/);
+  const unknown = sb.kiln(['image', 'help', 'nosuch']);
+  assert.equal(unknown.status, 125);
+  assert.match(unknown.stderr, /unknown command 'nosuch'/);
+  const level = sb.kiln(['--log-level', 'loud', 'images']);
+  assert.equal(level.status, 125);
+  assert.match(level.stderr, /--log-level .*'loud' is invalid/);
+});
+
 test('tag, untag and rmi follow podman: names move, rmi by name untags, by ID needs -f', () => {
   sb.ok(['tag', 'busybox', 'one', 'quay.io/x/two:v1']);
   const names = JSON.parse(sb.ok(['inspect', 'busybox'])) as Array<{ RepoTags: string[] }>;

@@ -53,7 +53,12 @@ test('a store from an older kiln is migrated in place on first use', () => {
     assert.match(old.ok(['images']), /^REPOSITORY/);
     const again = new Database(file);
     assert.equal(again.pragma('user_version', { simple: true }), MIGRATIONS.length);
-    assert.ok((again.prepare('PRAGMA table_info(images)').all() as { name: string }[]).some((c) => c.name === 'names_history'));
+    const columns = (table: string) => (again.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+    // what each migration after the first adds is back
+    assert.ok(columns('images').includes('names_history'), 'migration 2');
+    assert.ok(columns('image_digests').includes('digest'), 'migration 3');
+    assert.ok(columns('build_cache').includes('key'), 'migration 4');
+    assert.ok(columns('layers').includes('extracted'), 'migration 5');
     again.close();
   } finally {
     old.cleanup();

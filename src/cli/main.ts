@@ -4,7 +4,7 @@
  * --help from the summaries below. Exit codes follow podman: 0 ok, 125 engine error (bad flags
  * included), 126 cannot invoke, 127 not found; some commands define their own (rmi, image exists).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { VERSION } from '../version';
 import { fail, EXIT } from './output';
 import { installSignalCleanup } from '../util/cleanup';
@@ -40,6 +40,9 @@ const COMMANDS: Record<string, Entry> = {
 
 export type Register = (program: Command) => void;
 
+/** podman's --log-level values (kiln accepts them; it has no log yet). */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic'];
+
 function findCommand(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -59,7 +62,7 @@ export function buildProgram(argv: string[]): Command {
     .version(`kiln version ${VERSION}`, '-v, --version', 'Version for kiln')
     .option('--root <dir>', 'Path to the root directory in which data, including images, is stored (env KILN_ROOT)')
     .option('--runroot <dir>', 'Path to the run directory where all state information is stored (env KILN_RUNROOT)')
-    .option('--log-level <level>', 'Log messages above specified level (debug, info, warn, error)', 'warn')
+    .addOption(new Option('--log-level <level>', 'Log messages above specified level').choices(LOG_LEVELS).default('warn'))
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({

@@ -9,7 +9,6 @@ import { fmtArg, goJson, goMap, goSprint, goSprintf, goSprintln, goTypeName, isG
 import type { TemplateFunc } from './gotemplate';
 
 export const HINT = `--format takes a Go template such as '{{.ID}} {{.Size}}', 'table {{.ID}}\\t{{.Size}}', '{{json .}}' or 'json'`;
-// ---------------------------------------------------------------- runtime
 
 export interface Ctx { name: string; src: string }
 export interface State { out: string; vars: { n: string; v: unknown }[]; header: boolean; c: Ctx }
@@ -27,7 +26,7 @@ export function execErr(s: State, at: At, msg: string, hint?: string): KilnError
   return new KilnError('E_TEMPLATE', `${where(s.c, at.pos)}: executing "${s.c.name}" at <${at.text}>: ${msg}`, { hint: hint ?? HINT });
 }
 /** A function-argument error that Go reports without the "error calling F:" prefix. */
-export class ArgError extends Error {}
+class ArgError extends Error {}
 
 /** Go's truth: false for nil, false, 0, "" and empty arrays/maps; structs are true. */
 export function truth(v: unknown): boolean {
@@ -53,15 +52,15 @@ export function printValue(s: State, v: unknown, at: At): string {
   return fmtArg(v, 'v');
 }
 
-export const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 /** Fields that are Go maps in podman's inspect/list types whatever their keys look like. */
-export const MAP_FIELDS = new Set(['Labels', 'Annotations', 'ExposedPorts', 'Volumes', 'Data']);
-export function hasMethod(o: object, k: string): boolean {
+const MAP_FIELDS = new Set(['Labels', 'Annotations', 'ExposedPorts', 'Volumes', 'Data']);
+function hasMethod(o: object, k: string): boolean {
   const p = Object.getPrototypeOf(o);
   return p !== null && p !== Object.prototype && p !== Array.prototype && k in o && !(k in Object.prototype);
 }
 
-export function getField(s: State, at: At, dot: unknown, recv: unknown, name: string, args: Val[], fin: unknown, hasFin: boolean): unknown {
+function getField(s: State, at: At, dot: unknown, recv: unknown, name: string, args: Val[], fin: unknown, hasFin: boolean): unknown {
   if (recv === undefined || recv === null) return undefined;
   const hasArgs = args.length > 0 || hasFin;
   if (typeof recv === 'object') {
@@ -107,29 +106,29 @@ export function setVar(s: State, at: At, name: string, v: unknown): void {
 // ---------------------------------------------------------------- functions
 
 export interface Fn { min: number; max: number; f: (a: unknown[], s: State) => unknown; lazy?: boolean }
-export const wantStr = (v: unknown): string => { if (typeof v !== 'string') throw new ArgError(`wrong type for value; expected string; got ${goTypeName(v)}`); return v; };
-export const wantInt = (v: unknown): number => { if (typeof v !== 'number' || !Number.isInteger(v)) throw new ArgError(`wrong type for value; expected int; got ${goTypeName(v)}`); return v; };
-export const argText = (a: unknown[]): string => (a.length === 1 && typeof a[0] === 'string' ? a[0] : goSprint(a));
-export const kind = (v: unknown) => (v === null || v === undefined ? 'nil' : typeof v === 'bigint' ? 'number' : typeof v);
+const wantStr = (v: unknown): string => { if (typeof v !== 'string') throw new ArgError(`wrong type for value; expected string; got ${goTypeName(v)}`); return v; };
+const wantInt = (v: unknown): number => { if (typeof v !== 'number' || !Number.isInteger(v)) throw new ArgError(`wrong type for value; expected int; got ${goTypeName(v)}`); return v; };
+const argText = (a: unknown[]): string => (a.length === 1 && typeof a[0] === 'string' ? a[0] : goSprint(a));
+const kind = (v: unknown) => (v === null || v === undefined ? 'nil' : typeof v === 'bigint' ? 'number' : typeof v);
 
-export function eq1(a: unknown, b: unknown): boolean {
+function eq1(a: unknown, b: unknown): boolean {
   const ka = kind(a), kb = kind(b);
   if (ka === 'nil' || kb === 'nil') return ka === kb;
   if (ka === 'object' || kb === 'object' || ka === 'function' || kb === 'function') throw new Error('invalid type for comparison');
   if (ka !== kb) throw new Error('incompatible types for comparison');
   return ka === 'number' ? Number(a) === Number(b) : a === b;
 }
-export function lt(a: unknown, b: unknown): boolean {
+function lt(a: unknown, b: unknown): boolean {
   const ka = kind(a), kb = kind(b);
   if ((ka !== 'number' && ka !== 'string') || (kb !== 'number' && kb !== 'string')) throw new Error('invalid type for comparison');
   if (ka !== kb) throw new Error('incompatible types for comparison');
   return (a as number) < (b as number);
 }
-export function mapZero(o: object): unknown {
+function mapZero(o: object): unknown {
   const vals = o instanceof Map ? [...o.values()] : Object.values(o);
   return vals.every((x) => typeof x === 'string') ? '' : undefined;
 }
-export function index(a: unknown[], s: State): unknown {
+function index(a: unknown[], s: State): unknown {
   let v = a[0];
   for (const k of a.slice(1)) {
     if (v === null || v === undefined) return undefined;
@@ -147,7 +146,7 @@ export function index(a: unknown[], s: State): unknown {
   }
   return v;
 }
-export function slice(a: unknown[]): unknown {
+function slice(a: unknown[]): unknown {
   const v = a[0];
   if (typeof v !== 'string' && !Array.isArray(v)) throw new ArgError(`can't slice item of type ${goTypeName(v)}`);
   const idx = a.slice(1).map(wantInt);
@@ -155,7 +154,7 @@ export function slice(a: unknown[]): unknown {
   if (i < 0 || j < i || j > v.length) throw new Error(`index out of range: ${j < i ? i : j}`);
   return v.slice(i, j);
 }
-export function isTitleSep(c: string): boolean {
+function isTitleSep(c: string): boolean {
   if (c.charCodeAt(0) < 0x80) return !/[A-Za-z0-9_]/.test(c);
   return /\s/u.test(c);
 }

@@ -5,14 +5,28 @@
  * podman build does; other errors exit 125.
  */
 import * as fs from 'node:fs';
-import type { Command } from 'commander';
-import { hostOptionsFor, type RegistryFlags } from '../../registry/host-options';
-import { handler, write, ExitError } from '../output';
-import { KilnError } from '../../errors';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { RegistryFlags } from '../../registry/host-options';
+import { parseGoBool } from '../../build/frontend/flags';
+import { handler, write, printError, ExitError } from '../output';
+import { KilnError, withContext } from '../../errors';
 import type { BuildOptions } from '../../build/build';
 import type { SecretSource } from '../../build/env';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/**
+ * The value of a `--flag [bool]` option, as Go's strconv.ParseBool reads it. Anything else is
+ * refused: commander takes the word after a bare `--layers` as its value, so without this
+ * `kiln build --layers DIR` would quietly build `.` instead of DIR.
+ */
+function bool(flag: string) {
+  return (v: string): boolean => {
+    const b = parseGoBool(v);
+    if (b === undefined) throw new InvalidArgumentError(`${flag} takes true or false (write ${flag}=false), not ${JSON.stringify(v)}`);
+    return b;
+  };
+}
 
 interface Flags extends RegistryFlags {
   signaturePolicy?: string;
@@ -126,9 +140,11 @@ function contextAndFile(context: string | undefined, file: string | undefined): 
   return { contextDir: context ?? '.', file, cleanup: () => undefined };
 }
 
-function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' | 'signal'> {
+/** The flags as BuildOptions; throws naming the flag at the first bad one. */
+function toOptions(o: Flags): Omit<BuildOptions, 'contextDir' | 'file' | 'progress' | 'signal'> {
   const { parseOutput } = require('../../build/output') as typeof import('../../build/output');
   const { parseDuration } = require('../../util/duration') as typeof import('../../util/duration');
+  const { hostOptionsFor } = require('../../registry/host-options') as typeof import('../../registry/host-options');
   let jobs: number | undefined;
   if (o.jobs !== undefined) {
     jobs = Number(o.jobs);
@@ -148,8 +164,6 @@ function toOptions(contextDir: string, o: Flags): Omit<BuildOptions, 'progress' 
   const buildArgs = keyValues([...o.buildArgFile.flatMap(argFile), ...o.buildArg], '--build-arg', true);
   if (timestamp !== undefined && buildArgs.SOURCE_DATE_EPOCH === undefined) buildArgs.SOURCE_DATE_EPOCH = String(timestamp);
   return {
-    contextDir,
-    file: o.file,
     tags: o.tag,
     buildArgs,
     target: o.target,
@@ -189,7 +203,7 @@ export function register(program: Command): void {
     .option('--build-arg-file <file>', 'argfile.conf containing lines of argument=value to supply to the builder', collect, [])
     .option('--target <stage>', 'set the target build stage to build')
     .option('--jobs <n>', 'how many stages to run in parallel (0: no limit)')
-    .option('--layers [bool]', 'use the build cache (default: $BUILDAH_LAYERS, else true)', (v: string) => v !== 'false' && v !== '0', process.env.BUILDAH_LAYERS === undefined ? true : !['false', '0'].includes(process.env.BUILDAH_LAYERS))
+    .option('--layers [bool]', 'use the build cache (default: $BUILDAH_LAYERS, else true)', bool('--layers'), process.env.BUILDAH_LAYERS === undefined ? true : !['false', '0'].includes(process.env.BUILDAH_LAYERS))
     .option('--no-cache', 'do not use existing cached images for the container build')
     .option('--pull [policy]', 'pull image policy: always, missing, never, newer')
     .option('--cache-ttl <duration>', 'only use cached results newer than this (e.g. 10m, 24h)')
@@ -210,24 +224,34 @@ export function register(program: Command): void {
     .option('--ignorefile <file>', 'path to an alternate .containerignore file')
     .option('--ulimit <type=soft:hard>', 'ulimit options for RUN (clamped to the limits kiln itself has)', collect, [])
     .option('--logfile <file>', 'log to file instead of stdout/stderr')
-    .option('--tls-verify [bool]', 'require HTTPS and verify certificates when pulling base images (default true)')
+    .option('--tls-verify [bool]', 'require HTTPS and verify certificates when pulling base images (default true)', bool('--tls-verify'))
     .option('--cert-dir <dir>', 'use certificates (*.crt) at the specified path to access the registry')
     .option('--authfile <file>', 'path of the authentication file')
     .option('--creds <user:pass>', 'use USERNAME[:PASSWORD] for accessing the registry')
     .option('--signature-policy <file>', 'signature policy file for pulled base images')
     .option('--pull-never', 'do not pull the image (same as --pull=never)')
     .option('--pull-always', 'pull the image even if the named image is present in store (same as --pull=always)')
-    .option('--rm [bool]', 'remove intermediate containers after a successful build (always)')
-    .option('--force-rm [bool]', 'always remove intermediate containers (always)')
+    .option('--rm [bool]', 'remove intermediate containers after a successful build (always)', bool('--rm'))
+    .option('--force-rm [bool]', 'always remove intermediate containers (always)', bool('--force-rm'))
     .action(
       handler(async (ctx, contextArg: string | undefined, o: Flags) => {
         const { build } = require('../../build/build') as typeof import('../../build/build');
         const { createProgress, parseProgressMode } = require('../../build/progress') as typeof import('../../build/progress');
         const { onInterrupt } = require('../../util/cleanup') as typeof import('../../util/cleanup');
-        const where = contextAndFile(contextArg, o.file);
-        const opts = { ...toOptions(where.contextDir, o), file: where.file };
+        // flags first: nothing is made (a stdin context's dir) before they are known to be good
+        const opts = toOptions(o);
         const mode = o.quiet ? 'quiet' : parseProgressMode(o.progress ?? 'auto');
-        const log = o.logfile !== undefined ? fs.createWriteStream(o.logfile, { flags: 'a' }) : undefined;
+        let log: fs.WriteStream | undefined;
+        if (o.logfile !== undefined) {
+          let fd: number;
+          try {
+            fd = fs.openSync(o.logfile, 'a'); // here, not in the stream: a stream's open error would be unhandled
+          } catch (e) {
+            throw withContext(e, `--logfile ${o.logfile}`, 'E_INVALID_ARGUMENT');
+          }
+          log = fs.createWriteStream('', { fd });
+        }
+        const where = contextAndFile(contextArg, o.file);
         const out = log ?? process.stdout;
         const progress = createProgress(mode, out, log === undefined && process.stdout.isTTY === true, { verbose: o.explainCache === true });
         const abort = new AbortController();
@@ -237,7 +261,7 @@ export function register(program: Command): void {
           abort.abort(new KilnError('E_BUILD', 'build cancelled'));
         });
         try {
-          const r = await build(ctx, { ...opts, progress: (e) => progress.event(e), signal: abort.signal });
+          const r = await build(ctx, { ...opts, contextDir: where.contextDir, file: where.file, progress: (e) => progress.event(e), signal: abort.signal });
           progress.close();
           write(r.image.id);
         } catch (e) {
@@ -245,7 +269,6 @@ export function register(program: Command): void {
           if (signalled !== undefined) throw new ExitError(signalled, 'build cancelled');
           const status = (e as { exitStatus?: number }).exitStatus;
           if (typeof status === 'number' && status > 0 && status < 256) {
-            const { printError } = require('../output') as typeof import('../output');
             printError(e);
             throw new ExitError(status);
           }
