@@ -81,8 +81,7 @@ export class OciCliRuntime implements OciRuntime {
 
   async exec(id: string, proc: OciProcess, stdio: RuntimeStdio): Promise<number> {
     checkId(id);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-exec-'));
-    trackTemp(dir);
+    const dir = this.scratchDir('exec-');
     try {
       const file = path.join(dir, 'process.json');
       fs.writeFileSync(file, JSON.stringify({ terminal: false, ...proc }));
@@ -148,6 +147,20 @@ export class OciCliRuntime implements OciRuntime {
     return (parsed ?? []).map((c) => c.id);
   }
 
+  /**
+   * A per-call scratch dir (runtime log, exec process.json) next to the state dir, under the
+   * store's runroot: what a process killed before its `finally` leaves stays in the runroot
+   * (tmpfs by default; a test's sandbox), not in /tmp. Not inside the state dir:
+   * the runtime lists every dir there as a container.
+   */
+  private scratchDir(prefix: string): string {
+    const parent = `${this.stateDir}-scratch`;
+    fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+    const dir = fs.mkdtempSync(path.join(parent, prefix));
+    trackTemp(dir);
+    return dir;
+  }
+
   /** Spawns the runtime with the caller's stdio and a JSON log; resolves when it has exited. */
   private async passthrough(
     args: string[],
@@ -156,8 +169,7 @@ export class OciCliRuntime implements OciRuntime {
     onSpawn?: (child: ChildProcess, exited: Promise<unknown>) => () => void,
   ): Promise<Exit & { log: string }> {
     fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-rt-'));
-    trackTemp(dir);
+    const dir = this.scratchDir('rt-');
     const logFile = path.join(dir, 'log.json');
     try {
       const [cmd, argv] = this.command(['--root', this.stateDir, '--log', logFile, '--log-format', 'json', ...args]);
