@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "kiln_native",
-      "sources": ["src/kiln_native.c"],
+      "sources": ["src/kiln_native.c", "src/sha256.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]

@@ -17,7 +17,17 @@ export interface KilnNative {
   umount2(target: string, flags: number): void;
   /** flock(2); false when LOCK_NB was given and another holder has the lock */
   flock(fd: number, operation: number): boolean;
+  /** SHA-256 that can hash on libuv's thread pool (native/src/sha256.c; util/hash-counter.ts) */
+  sha256New(): Sha256Handle;
+  sha256Update(h: Sha256Handle, data: Buffer): void;
+  /** one at a time per handle; the buffers are hashed in order and kept alive until `cb` */
+  sha256UpdateAsync(h: Sha256Handle, data: Buffer[], cb: (err: Error | null) => void): void;
+  /** the hex digest; the handle is spent */
+  sha256Digest(h: Sha256Handle): string;
 }
+
+/** An opaque native hash state. */
+export type Sha256Handle = { readonly __sha256: unique symbol };
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;

@@ -6,6 +6,7 @@
  *   llistxattr(path) -> string[]
  *   mount(source, target, fstype, flags, data) / umount2(target, flags)
  *   flock(fd, operation) -> boolean         false when LOCK_NB was given and the lock is held
+ * and, from sha256.c, a SHA-256 that can hash on libuv's thread pool (sha256New, …).
  * Every failure throws an Error whose .code is the errno name (e.g. "EPERM") and whose
  * .syscall and .path say what failed, like Node's own fs errors.
  */
@@ -222,6 +223,8 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+void register_sha256(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -233,6 +236,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"flock", NULL, js_flock, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  register_sha256(env, exports);
   return exports;
 }
 

@@ -33,12 +33,18 @@ class Verifier extends HashCounter {
     super(desc.size, label);
   }
   override _flush(cb: TransformCallback): void {
-    try {
-      checkExpected({ digest: this.digest(), size: this.size }, { digest: this.desc.digest, size: this.desc.size, what: this.label });
-      cb();
-    } catch (e) {
-      cb(e as Error);
-    }
+    super._flush((err) => {
+      if (err) {
+        cb(err);
+        return;
+      }
+      try {
+        checkExpected({ digest: this.digest(), size: this.size }, { digest: this.desc.digest, size: this.desc.size, what: this.label });
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    });
   }
 }
 

@@ -24,7 +24,8 @@
  *  - Every response returned has an unconsumed body the caller must consume or destroy.
  */
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from './undici';
 import { registryTls } from './tls';
 import { KilnError } from '../errors';
 import type { Credentials } from './auth';

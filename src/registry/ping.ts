@@ -11,7 +11,8 @@
  * connection failure only when allowed: an insecure registry, --tls-verify=false, or a
  * loopback host (localhost, 127.0.0.1, ::1).
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from './undici';
 import { registryTls } from './tls';
 import { headerValues, isLocalHost, parseChallenges, type Challenge } from './client';
 import { KilnError } from '../errors';
@@ -34,7 +35,8 @@ function basic(c: { username: string; password: string }): string {
 }
 
 async function get(d: Dispatcher, url: string, timeoutMs: number, headers: Record<string, string> = {}) {
-  const r = await request(url, { dispatcher: d, method: 'GET', headers: { 'user-agent': 'kiln', ...headers }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const u = new URL(url);
+  const r = await d.request({ origin: u.origin, path: `${u.pathname}${u.search}`, method: 'GET', headers: { 'user-agent': 'kiln', ...headers }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   const body = await r.body.text();
   return { status: r.statusCode, headers: r.headers, body };
 }
@@ -49,7 +51,7 @@ async function fetchToken(d: Dispatcher, ch: Challenge, creds: Credentials | und
   if (creds && 'identitytoken' in creds) {
     const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identitytoken, client_id: 'kiln', service: ch.params.service ?? '' });
     if (ch.params.scope) form.set('scope', ch.params.scope);
-    const res = await request(u.origin + u.pathname, { dispatcher: d, method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const res = await d.request({ origin: u.origin, path: u.pathname, method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     r = { status: res.statusCode, body: await res.body.text() };
   } else {
     if (creds) u.searchParams.set('account', creds.username);

@@ -4,12 +4,13 @@
  * and only then hand the verified temp file to the caller, who renames it into place (usually
  * under a lock). On any failure the temp file is removed: nothing unverified becomes visible.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors';
+import { HashCounter } from './hash-counter';
 import type { Digest } from './digest';
 
 export interface Expected {
@@ -25,26 +26,7 @@ export interface VerifiedTemp {
   size: number;
 }
 
-/** A pass-through stream that hashes (sha256) and counts what flows through it. */
-export class HashCounter extends Transform {
-  private readonly hash = createHash('sha256');
-  size = 0;
-  constructor(private readonly maxSize?: number, private readonly what = 'blob') {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.size += chunk.length;
-    if (this.maxSize !== undefined && this.size > this.maxSize) {
-      cb(new KilnError('E_SIZE_MISMATCH', `${this.what}: more than the expected ${this.maxSize} bytes`));
-      return;
-    }
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  digest(): Digest {
-    return `sha256:${this.hash.digest('hex')}`;
-  }
-}
+export { HashCounter };
 
 export function tempName(dir: string, prefix = 'blob'): string {
   return path.join(dir, `${prefix}-${randomBytes(8).toString('hex')}`);
