@@ -124,7 +124,8 @@ test('pull-from-mirror: a digest-only mirror serves digests, not tags; a tag-onl
   assert.equal(byDigest.r.status, 0, byDigest.r.stderr);
   assert.equal(byDigest.r.stdout.trim(), id);
   assert.match(byDigest.r.stderr, new RegExp(`Trying to access "${esc(mirror.host)}/mirrored/app@${digest}"\\nGetting image source signatures`));
-  assert.deepEqual(JSON.parse(byDigest.s.ok(['image', 'inspect', '--format', '{{json .RepoTags}}', id])), [], 'a digest pull records no name');
+  assert.deepEqual(JSON.parse(byDigest.s.ok(['image', 'inspect', '--format', '{{json .RepoTags}}', id])), [], 'a digest pull records no tag');
+  assert.equal(byDigest.s.ok(['image', 'inspect', '--format', '{{.Id}}', `${ASKED}@${digest}`]).trim(), id, 'stored under the name asked for, not the mirror\'s');
 
   const tagOnly = conf('tag-only', withMirrors(`location = "${mirror.host}/mirrored"\npull-from-mirror = "tag-only"`));
   assert.equal(pull(tagOnly, [`${ASKED}:1`]).r.status, 0);

@@ -82,12 +82,23 @@ test('kiln push → skopeo sees the same layers; kiln pull elsewhere gives the s
   assert.match(p.stderr, new RegExp(`^Trying to pull ${reg.host.replace(/\./g, '\\.')}/kiln/busybox:1\\.\\.\\.\\nGetting image source signatures\\n`));
   assert.match(p.stderr, /Writing manifest to image destination\nStoring signatures\n$/);
   assert.equal(imageID(other, `${reg.host}/kiln/busybox:1`), id);
-  // by digest, with the transport prefix: nothing to download again, no name recorded
+  // by digest, with the transport prefix: nothing to download again
   const digest = JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/kiln/busybox:1`])).Digest as string;
   const q = other.kiln(['pull', '-q', `docker://${reg.host}/kiln/busybox@${digest}`]);
   assert.equal(q.status, 0, q.stderr);
   assert.equal(q.stderr, '');
   assert.equal(q.stdout.trim(), id);
+
+  // by digest into a store without the image: as in podman, listed as REPOSITORY <none>, found
+  // by repository@digest, no RepoTags, the digest among RepoDigests
+  const third = fresh();
+  const byDigest = `${reg.host}/kiln/busybox@${digest}`;
+  assert.equal(third.ok(['pull', '-q', byDigest]).trim(), id);
+  assert.equal(imageID(third, byDigest), id);
+  assert.equal(third.ok(['images', '--format', '{{.Repository}} {{.Tag}}']).trim(), `${reg.host}/kiln/busybox <none>`);
+  assert.deepEqual(JSON.parse(third.ok(['image', 'inspect', '--format', '{{json .RepoTags}}', byDigest])), []);
+  assert.ok((JSON.parse(third.ok(['image', 'inspect', '--format', '{{json .RepoDigests}}', byDigest])) as string[]).includes(byDigest));
+  assert.equal(third.kiln(['image', 'inspect', `${reg.host}/kiln/busybox:1`]).status, 125, 'no tag was recorded');
 });
 
 test('podman pulls and runs what kiln pushed; kiln pulls and reads what podman pushed', () => {

@@ -4,7 +4,7 @@
  * so templates written for podman work unchanged.
  */
 import { KilnError } from '../errors';
-import { normalizeName, splitStoredName } from '../image/reference';
+import { isTaggedName, normalizeName, splitStoredName } from '../image/reference';
 import type { ImageRecord } from '../store/images';
 import type { EngineContext } from './context';
 
@@ -36,7 +36,7 @@ export function summarize(ctx: EngineContext, img: ImageRecord, containers: numb
   return {
     Id: img.id,
     ParentId: '',
-    RepoTags: img.names,
+    RepoTags: img.names.filter(isTaggedName),
     RepoDigests: repoDigests(ctx, img),
     Size: img.size,
     SharedSize: 0,

@@ -6,6 +6,7 @@ import { MT, type ImageConfig, type Manifest } from '../image/oci';
 import type { ImageRecord } from '../store/images';
 import type { Store } from '../store/store';
 import { parseConfig } from '../image/manifest';
+import { isTaggedName } from '../image/reference';
 import type { Digest } from '../util/digest';
 import { repoDigests } from './images';
 import type { EngineContext } from './context';
@@ -54,7 +55,7 @@ export function inspectImage(ctx: EngineContext, ref: string): ImageInspect {
   return {
     Id: img.id,
     Digest: img.manifestDigest,
-    RepoTags: img.names,
+    RepoTags: img.names.filter(isTaggedName),
     RepoDigests: repoDigests(ctx, img),
     Parent: '',
     // libimage's rule: Docker images carry a top-level comment, OCI ones the first history entry's

@@ -4,7 +4,7 @@
  * [[registry.mirror]]s that apply, in order, then the primary location (registries-conf.ts
  * pullSources). The first source that delivers wins; a failed source is logged and the next one
  * tried, so an unreachable or incomplete mirror only costs time. The image is stored under the
- * name asked for (none for a digest), never under a mirror's or a location's rewrite, and the
+ * name asked for (repository@digest for a digest), never under a mirror's or a location's rewrite, and the
  * signature policy is checked against that name too.
  */
 import { KilnError, withContext } from '../errors';
@@ -71,7 +71,6 @@ async function pullName(ctx: EngineContext, asked: DockerReference, opts: PullOp
     ...(opts.policyPath !== undefined ? { policyPath: opts.policyPath } : {}),
     ...(opts.registriesDir !== undefined ? { registriesDir: opts.registriesDir } : {}),
   };
-  const name = asked.digest === undefined ? asked.displayName : undefined;
   const failures: { location: string; error: unknown }[] = [];
   for (const s of sources) {
     try {
@@ -84,7 +83,7 @@ async function pullName(ctx: EngineContext, asked: DockerReference, opts: PullOp
         ...(log ? { log } : {}),
         ...(opts.progress ? { progress: opts.progress } : {}),
       });
-      return await pullImage(ctx, ref, name, verify);
+      return await pullImage(ctx, ref, asked.displayName, verify);
     } catch (e) {
       failures.push({ location: s.location, error: e });
       if (s.mirror) log?.(`Accessing "${s.location}" failed: ${messageOf(e)}`);

@@ -103,8 +103,24 @@ export function pickName(names: readonly string[], ref: string): string | undefi
   return names.find((x) => x.endsWith(suffix));
 }
 
+/**
+ * A name as the store keeps it: "domain/path:tag", or "domain/path@digest" for an image pulled
+ * by digest (as podman keeps it: the image is listed as repository, tag <none>, and found by
+ * repository@digest).
+ */
+export function storedName(s: string): string {
+  return formatName(parseName(s));
+}
+
+/** Whether a stored name carries a tag (RepoTags), not a digest. */
+export function isTaggedName(name: string): boolean {
+  return !name.includes('@');
+}
+
 /** Splits a stored name "domain/path:tag" into repository and tag, as the images table shows them. */
 export function splitStoredName(name: string): { repository: string; tag: string } {
+  const at = name.indexOf('@');
+  if (at >= 0) return { repository: name.slice(0, at), tag: '<none>' };
   const i = name.lastIndexOf(':');
   if (i > name.lastIndexOf('/')) return { repository: name.slice(0, i), tag: name.slice(i + 1) };
   return { repository: name, tag: '<none>' };

@@ -14,8 +14,8 @@ import { copyLayersParallel } from './parallel';
 import type { PullVerify } from '../signature/types';
 
 /**
- * Pulls `ref` into the store under `name` (default: the reference's own name; none for a digest
- * reference); returns the image ID. With `verify`, the image must satisfy the signature policy
+ * Pulls `ref` into the store under `name` (default: the reference's own name, repository@digest
+ * for a digest reference); returns the image ID. With `verify`, the image must satisfy the signature policy
  * before any blob is fetched.
  */
 export async function pullImage(ctx: EngineContext, ref: DockerReference, name?: string, verify?: PullVerify): Promise<string> {
@@ -24,12 +24,12 @@ export async function pullImage(ctx: EngineContext, ref: DockerReference, name?:
   try {
     const [img] = await src.images();
     if (verify) await checkPolicy(img as RegistryImage, verify);
-    const stored = name ?? (ref.digest === undefined ? ref.displayName : undefined);
-    const dest = await (stored !== undefined ? StorageReference.named(ctx.store, stored) : StorageReference.anyNames(ctx.store)).newDestination();
+    const stored = name ?? ref.displayName;
+    const dest = await StorageReference.named(ctx.store, stored).newDestination();
     try {
       log('Getting image source signatures');
       await copyLayersParallel(img!, dest, ref.toString(), log);
-      await copyImage(img!, dest, stored !== undefined ? [stored] : [], ref.toString());
+      await copyImage(img!, dest, [stored], ref.toString());
       log('Writing manifest to image destination');
       await dest.commit();
     } catch (e) {

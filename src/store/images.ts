@@ -88,6 +88,10 @@ export class ImageStore {
       throw e;
     }
     if (parsed.digest !== undefined) {
+      // pulled by this digest (stored as repository@digest), else named in the repository and
+      // arrived with a manifest of that digest
+      const named = db.prepare('SELECT image_id AS id FROM image_names WHERE name = ?').get(formatName(parsed)) as { id: string } | undefined;
+      if (named) return this.get(named.id);
       const rows = db
         .prepare(`SELECT DISTINCT i.id FROM images i JOIN image_names n ON n.image_id = i.id JOIN image_digests d ON d.image_id = i.id WHERE d.digest = ? AND (n.name LIKE ? || ':%' OR n.name = ?)`)
         .all(parsed.digest, repository(parsed), repository(parsed)) as { id: string }[];

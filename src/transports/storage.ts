@@ -17,7 +17,7 @@ import type { ImageRecord } from '../store/images';
 import { blobDiffID, putLayerBlob } from '../store/layer-blobs';
 import type { DiffIDResult } from '../layer/diffid';
 import { layerCompression, type Descriptor } from '../image/oci';
-import { normalizeName } from '../image/reference';
+import { normalizeName, storedName } from '../image/reference';
 import { parseConfig, parseManifest } from '../image/manifest';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
@@ -153,7 +153,10 @@ export class StorageReference implements ImageReference {
   readonly transport = 'kiln-storage' as const;
   private constructor(private readonly store: Store, private readonly name: string | undefined, private readonly imgs?: ImageRecord[]) {}
 
-  /** A reference to a stored image (for reading) or a name to store under (for writing). */
+  /**
+   * A reference to a stored image (for reading) or a name to store under (for writing; a
+   * digest reference is stored as repository@digest, image/reference.ts storedName).
+   */
   static named(store: Store, name: string): StorageReference {
     return new StorageReference(store, name);
   }
@@ -179,7 +182,7 @@ export class StorageReference implements ImageReference {
   }
 
   async newDestination(): Promise<StorageDestination> {
-    const name = this.name === undefined ? undefined : normalizeName(this.name);
+    const name = this.name === undefined ? undefined : storedName(this.name);
     return new StorageDestination(this.store, name, Lease.create(this.store));
   }
 }
