@@ -26,25 +26,26 @@ export interface ImageSummary {
 }
 
 /** "repository@digest" for each repository the image is named in and each manifest it came with. */
-export function repoDigests(ctx: EngineContext, img: ImageRecord): string[] {
+export function repoDigests(ctx: EngineContext, img: ImageRecord, digests = ctx.store.images.manifestDigests(img.id)): string[] {
   const repos = new Set(img.names.map((n) => splitStoredName(n).repository));
-  const digests = ctx.store.images.manifestDigests(img.id);
   return [...repos].flatMap((r) => digests.map((d) => `${r}@${d}`));
 }
 
 export function summarize(ctx: EngineContext, img: ImageRecord, containers: number, labels: Record<string, string> | null): ImageSummary {
+  const digests = ctx.store.images.manifestDigests(img.id);
   return {
     Id: img.id,
     ParentId: '',
     RepoTags: img.names.filter(isTaggedName),
-    RepoDigests: repoDigests(ctx, img),
+    RepoDigests: repoDigests(ctx, img, digests),
     Size: img.size,
     SharedSize: 0,
     VirtualSize: img.size,
     Labels: labels,
     Containers: containers,
     Names: img.names,
-    Digest: img.manifestDigest,
+    // the first manifest it arrived with (a registry's, see transports/storage.ts)
+    Digest: digests[0] ?? img.manifestDigest,
     History: img.namesHistory,
     Created: Math.floor(img.created / 1000),
     CreatedAt: new Date(img.created).toISOString().replace('.000Z', 'Z'),

@@ -52,11 +52,12 @@ export function inspectImage(ctx: EngineContext, ref: string): ImageInspect {
   const layers = store.images.layerIDs(img.id);
   const top = layers[layers.length - 1];
   const lower = layers.slice(0, -1).reverse().map((l) => store.layers.diffDir(l));
+  const digests = store.images.manifestDigests(img.id);
   return {
     Id: img.id,
-    Digest: img.manifestDigest,
+    Digest: digests[0] ?? img.manifestDigest,
     RepoTags: img.names.filter(isTaggedName),
-    RepoDigests: repoDigests(ctx, img),
+    RepoDigests: repoDigests(ctx, img, digests),
     Parent: '',
     // libimage's rule: Docker images carry a top-level comment, OCI ones the first history entry's
     Comment: img.manifestMediaType === MT.dockerManifest ? ((config as { comment?: string }).comment ?? '') : (config.history?.[0]?.comment ?? ''),

@@ -30,6 +30,11 @@ export interface NewImage {
   manifestDigest: Digest;
   manifestMediaType: string;
   configDigest: Digest;
+  /**
+   * Digests of manifests the image arrived as before manifestDigest, recorded first (a pull
+   * that adopted stored layers records a manifest of its own; the registry's comes first).
+   */
+  arrivedAs?: Digest[];
   layers: string[];
   blobs: Digest[];
   size: number;
@@ -165,7 +170,8 @@ export class ImageStore {
       // Docker): its blobs belong to the image too, and its digest joins the RepoDigests.
       const insB = db.prepare('INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?, ?)');
       for (const b of img.blobs) insB.run(img.id, b);
-      db.prepare('INSERT OR IGNORE INTO image_digests (image_id, digest, seq) VALUES (?, ?, (SELECT count(*) FROM image_digests WHERE image_id = ?))').run(img.id, img.manifestDigest, img.id);
+      const insD = db.prepare('INSERT OR IGNORE INTO image_digests (image_id, digest, seq) VALUES (?, ?, (SELECT count(*) FROM image_digests WHERE image_id = ?))');
+      for (const d of [...(img.arrivedAs ?? []), img.manifestDigest]) insD.run(img.id, d, img.id);
       for (const n of img.names) this.setNameTx(img.id, n);
       return !exists;
     });

@@ -8,7 +8,9 @@
  *                  verifying digest and size and computing its diffID on the way
  *                  (layer/diffid.ts), and commits it;
  *   blobDiffID     the diffID of a blob already in the store: from a layer recorded from that
- *                  blob, else by reading it (on the worker pool when it is compressed).
+ *                  blob, else by reading it (on the worker pool when it is compressed);
+ *   blobWithDiffID a stored layer blob whose content has a given diffID (a pull then need not
+ *                  fetch a layer the store has under another compression).
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -16,6 +18,8 @@ import { writeVerifiedTemp, type Expected } from '../util/blobfile';
 import { runInWorker } from '../util/pool';
 import { DiffIDTap, type DiffIDResult } from '../layer/diffid';
 import { SNIFF_BYTES, checkSupported, detectCompression } from '../layer/decompress';
+import type { Compression } from '../image/oci';
+import type { Digest } from '../util/digest';
 import type { LayerTask } from '../../workers/layer';
 import type { BlobRecord } from './blobs';
 import type { Lease } from './lease';
@@ -51,6 +55,51 @@ export async function putLayerBlob(store: Store, src: Readable, lease: Lease, ex
   }
   const blob = store.blobs.commitTemp(t.tmpPath, t.digest, t.size, lease, expected.mediaType ?? null);
   return { blob, ...diff };
+}
+
+/** The compression of a stored blob, from its first bytes (media types are not trusted). */
+function storedCompression(store: Store, digest: Digest): Compression | undefined {
+  const head = Buffer.alloc(SNIFF_BYTES);
+  let fd: number;
+  try {
+    fd = fs.openSync(store.blobs.path(digest), 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const n = fs.readSync(fd, head, 0, SNIFF_BYTES, 0);
+    checkSupported(head.subarray(0, n));
+    return detectCompression(head.subarray(0, n));
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export interface LayerBlobMatch {
+  blob: BlobRecord;
+  compression: Compression;
+  diffID: Digest;
+  tarSize: number;
+}
+
+/**
+ * A stored layer blob whose uncompressed content is `diffID` (recorded by a layer, so its
+ * diffID was verified when it was stored) in one of the compressions `allowed`; undefined when
+ * there is none. The caller holds it with a lease before relying on it.
+ */
+export function blobWithDiffID(store: Store, diffID: Digest, allowed: readonly Compression[]): LayerBlobMatch | undefined {
+  const rows = store.db
+    .prepare('SELECT DISTINCT blob_digest AS digest, uncompressed_size AS tarSize FROM layers WHERE diff_id = ? AND blob_digest IS NOT NULL')
+    .all(diffID) as { digest: Digest; tarSize: number }[];
+  for (const r of rows) {
+    const blob = store.blobs.get(r.digest);
+    if (!blob) continue;
+    const compression = storedCompression(store, blob.digest);
+    if (compression !== undefined && allowed.includes(compression)) return { blob, compression, diffID, tarSize: r.tarSize };
+  }
+  return undefined;
 }
 
 /** The diffID of the stored blob `blob` (see the file comment). */

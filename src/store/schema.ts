@@ -136,4 +136,6 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (list_id, idx),
      UNIQUE (list_id, digest)
    );`,
+  // 8: a pull looks layers up by diffID, to take a layer the store has instead of fetching it
+  `CREATE INDEX IF NOT EXISTS layers_diff_id ON layers(diff_id);`,
 ];
