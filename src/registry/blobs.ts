@@ -8,6 +8,7 @@
  * before anything is committed. A truncated response fails the same way.
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { KilnError } from '../errors';
 import type { Descriptor } from '../image/oci';
 import { HashCounter, checkExpected } from '../util/blobfile';
@@ -181,12 +182,21 @@ async function uploadOnce(client: RegistryClient, repo: string, stream: Readable
   const counter = new HashCounter(size, what);
   const hashed = stream.pipe(counter);
   stream.on('error', (e) => counter.destroy(e));
-  const check = () => checkExpected({ digest: counter.digest(), size: counter.size }, { digest, size, what });
+  // the counter hashes on the thread pool: the registry may answer before the last bytes were
+  // hashed, so the check waits for the counter to finish
+  const check = async () => {
+    await finished(counter, { readable: false });
+    checkExpected({ digest: counter.digest(), size: counter.size }, { digest, size, what });
+  };
   if (size <= CHUNK_SIZE) {
     const url = withDigest(loc, digest);
     const res = await client.request('PUT', url, { body: hashed, scope, headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) } });
-    check();
-    if (res.statusCode !== 201) throw await client.fail('PUT', url, res, `blob ${digest}`);
+    if (res.statusCode !== 201) {
+      // our own digest mismatch is the clearer error, when the whole body was read
+      if (counter.writableFinished) await check();
+      throw await client.fail('PUT', url, res, `blob ${digest}`);
+    }
+    await check();
     await res.body.dump();
     return;
   }
@@ -207,7 +217,7 @@ async function uploadOnce(client: RegistryClient, repo: string, stream: Readable
     if (next !== undefined) loc = new URL(next, loc);
     offset += chunk.length;
   }
-  check();
+  await check();
   const url = withDigest(loc, digest);
   const res = await client.request('PUT', url, { scope, headers: { 'content-length': '0' } });
   if (res.statusCode !== 201) throw await client.fail('PUT', url, res, `blob ${digest}`);
