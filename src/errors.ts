@@ -33,6 +33,10 @@ export type ErrorCode =
   | 'E_RUNTIME'
   | 'E_SIGNATURE'
   | 'E_POLICY'
+  | 'E_CONTAINER_UNKNOWN'
+  | 'E_CONTAINER_STATE'
+  | 'E_VOLUME_UNKNOWN'
+  | 'E_VOLUME_IN_USE'
   | 'E_INTERNAL';
 
 export interface WireError {

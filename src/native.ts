@@ -24,10 +24,30 @@ export interface KilnNative {
   sha256UpdateAsync(h: Sha256Handle, data: Buffer[], cb: (err: Error | null) => void): void;
   /** the hex digest; the handle is spent */
   sha256Digest(h: Sha256Handle): string;
+  /**
+   * SOCK_SEQPACKET unix sockets (native/src/seqpacket.c, which states the contract;
+   * container/attach.ts). seqpacketConnect: `path` is the socket file, of any length; returns
+   * a connected non-blocking fd the caller closes. Errors carry .code ENOENT, ECONNREFUSED, ...
+   */
+  seqpacketConnect(path: string): number;
+  /** one packet; null at end-of-file; undefined when none is queued */
+  seqpacketRecv(fd: number): Buffer | null | undefined;
+  /** one packet (never empty); false when the socket is full */
+  seqpacketSend(fd: number, data: Buffer): boolean;
+  /** shutdown(2): 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR */
+  seqpacketShutdown(fd: number, how: number): void;
+  /** a libuv poll handle on fd, idle until seqpacketWatchSet; events: 1 readable, 2 writable */
+  seqpacketWatch(fd: number, cb: (events: number, err?: string) => void): SeqpacketWatcher;
+  seqpacketWatchSet(w: SeqpacketWatcher, events: number): void;
+  /** idempotent; close the fd afterwards */
+  seqpacketWatchClose(w: SeqpacketWatcher): void;
 }
 
 /** An opaque native hash state. */
 export type Sha256Handle = { readonly __sha256: unique symbol };
+
+/** An opaque native poll handle (seqpacketWatch). */
+export type SeqpacketWatcher = { readonly __seqpacketWatcher: unique symbol };
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;

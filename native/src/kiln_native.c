@@ -224,6 +224,7 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
 }
 
 void register_sha256(napi_env env, napi_value exports);
+void register_seqpacket(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -237,6 +238,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_sha256(env, exports);
+  register_seqpacket(env, exports);
   return exports;
 }
 

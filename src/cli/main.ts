@@ -36,9 +36,25 @@ const COMMANDS: Record<string, Entry> = {
   version: { summary: 'Display the kiln version information', module: 'version' },
   system: { summary: 'Manage kiln (check, repair, prune)', module: 'system' },
   manifest: { summary: 'Manipulate manifest lists', module: 'manifest' },
+  volume: { summary: 'Manage volumes', module: 'volume' },
+  run: { summary: 'Run a command in a new container', module: 'run' },
+  create: { summary: 'Create but do not start a container', module: 'lifecycle' },
+  start: { summary: 'Start one or more containers', module: 'lifecycle' },
+  stop: { summary: 'Stop one or more containers', module: 'lifecycle' },
+  kill: { summary: 'Kill one or more running containers with a specific signal', module: 'lifecycle' },
+  restart: { summary: 'Restart one or more containers', module: 'lifecycle' },
+  rm: { summary: 'Remove one or more containers', module: 'lifecycle' },
+  wait: { summary: 'Block on one or more containers', module: 'lifecycle' },
+  ps: { summary: 'List containers', module: 'ps' },
+  logs: { summary: 'Fetch the logs of one or more containers', module: 'logs' },
+  exec: { summary: 'Run a process in a running container', module: 'exec' },
+  container: { summary: 'Manage containers', module: 'container' },
 };
 
 export type Register = (program: Command) => void;
+
+/** Commands whose trailing arguments are a command line of their own. */
+const POSITIONAL = new Set(['run', 'create', 'exec', 'container', 'rm']);
 
 /** podman's --log-level values (kiln accepts them; it has no log yet). */
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic'];
@@ -69,6 +85,9 @@ export function buildProgram(argv: string[]): Command {
       writeErr: (s) => process.stderr.write(s.replace(/^error: unknown option '([^']*)'/, 'Error: unknown flag: $1').replace(/^error: /, 'Error: ')),
     });
   const wanted = findCommand(argv);
+  // `kiln run IMAGE sh -c …`: options after the image belong to the command (passThroughOptions),
+  // which needs positional options; other commands keep taking global options anywhere.
+  if (wanted !== undefined && POSITIONAL.has(wanted)) program.enablePositionalOptions();
   for (const [name, e] of Object.entries(COMMANDS)) {
     if (name === wanted) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports

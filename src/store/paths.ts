@@ -8,6 +8,12 @@
  *   layers/<id>/diff      extracted layer contents (an overlay lowerdir); layers/<id>/link = short name
  *   l/<short>             symlink → ../layers/<id>/diff, keeps overlay mount options short
  *   tmp/<owner>/          per-process work dir (owner = "<pid>-<starttime>"); a dead owner's dir is debris
+ *   containers/<id>/      a container: diff/ + work/ (its overlay upper and work dirs), userdata/
+ *                         (the OCI bundle: config.json, ctr.log, hosts, hostname, resolv.conf)
+ *   volumes/<name>/_data  a named volume (podman's local driver layout)
+ * Under runroot:
+ *   containers/<id>/      merged/ (the container's rootfs mount), conmon's pidfile, conmon.pid,
+ *                         attach socket dir, exit file
  */
 import * as path from 'node:path';
 
@@ -24,6 +30,9 @@ export interface StorePaths {
   layers: string;
   links: string;
   tmp: string;
+  containers: string;
+  volumes: string;
+  runContainers: string;
 }
 
 export const DEFAULT_ROOT = '/var/lib/kiln';
@@ -40,5 +49,8 @@ export function resolvePaths(opts: StoreOptions = {}): StorePaths {
     layers: path.join(root, 'layers'),
     links: path.join(root, 'l'),
     tmp: path.join(root, 'tmp'),
+    containers: path.join(root, 'containers'),
+    volumes: path.join(root, 'volumes'),
+    runContainers: path.join(runroot, 'containers'),
   };
 }

@@ -138,4 +138,23 @@ export const MIGRATIONS: readonly string[] = [
    );`,
   // 8: a pull looks layers up by diffID, to take a layer the store has instead of fetching it
   `CREATE INDEX IF NOT EXISTS layers_diff_id ON layers(diff_id);`,
+  // 9: containers (kiln run/create): config = what they were created with (JSON, container/types.ts
+  // ContainerConfig); state = what happened since (JSON ContainerState). Named volumes (podman's
+  // local driver: <root>/volumes/<name>/_data) and which containers use them.
+  `ALTER TABLE containers ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+   CREATE TABLE volumes (
+     name    TEXT PRIMARY KEY,
+     driver  TEXT NOT NULL DEFAULT 'local',
+     created INTEGER NOT NULL,
+     labels  TEXT NOT NULL DEFAULT '{}',          -- JSON object
+     options TEXT NOT NULL DEFAULT '{}',          -- JSON object
+     filled  INTEGER NOT NULL DEFAULT 0           -- 1 once copied up from an image (or used)
+   );
+   CREATE TABLE container_volumes (
+     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+     volume       TEXT NOT NULL REFERENCES volumes(name),
+     destination  TEXT NOT NULL,
+     PRIMARY KEY (container_id, destination)
+   );
+   CREATE INDEX container_volumes_volume ON container_volumes(volume);`,
 ];

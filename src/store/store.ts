@@ -29,6 +29,8 @@ import { BlobStore } from './blobs';
 import { LayerStore } from './layers';
 import { ImageStore } from './images';
 import { MountStore, unmountUnder } from './mounts';
+import { ContainerStore } from './containers';
+import { VolumeStore } from './volumes';
 import { Lease } from './lease';
 import { hasDebris, repair, type RepairReport } from './repair';
 
@@ -42,6 +44,8 @@ export class Store {
   readonly layers: LayerStore;
   readonly images: ImageStore;
   readonly mounts: MountStore;
+  readonly containers: ContainerStore;
+  readonly volumes: VolumeStore;
   private work: string | undefined;
   private txTrash: { from: string; to: string }[] | undefined;
   private lockFd: number | undefined;
@@ -55,6 +59,8 @@ export class Store {
     this.layers = new LayerStore(this);
     this.images = new ImageStore(this);
     this.mounts = new MountStore(this);
+    this.containers = new ContainerStore(this);
+    this.volumes = new VolumeStore(this);
   }
 
   /** Opens (creating if needed) the store. Cheap: one stat, one open, one pragma read. */

@@ -23,7 +23,7 @@ const SUBCOMMANDS: Record<string, Sub> = {
   rm: { summary: 'Remove one or more images from local storage', module: 'rmi', define: 'defineRmi' },
   tag: { summary: 'Add an additional name to a local image', module: 'tag', define: 'defineTag' },
   untag: { summary: 'Remove a name from a local image', module: 'tag', define: 'defineUntag' },
-  inspect: { summary: 'Display the configuration of an image', module: 'inspect', define: 'defineInspect' },
+  inspect: { summary: 'Display the configuration of an image', module: 'inspect', define: 'defineImageInspect' },
   history: { summary: 'Show history of a specified image', module: 'history', define: 'defineHistory' },
   save: { summary: 'Save image(s) to an archive', module: 'save', define: 'defineSave' },
   load: { summary: 'Load image(s) from a tar archive', module: 'load', define: 'defineLoad' },

@@ -1,0 +1,54 @@
+/** `kiln exec [-i] [-d] [-e] [-u] [-w] CONTAINER COMMAND…` (container/exec.ts). */
+import type { Command } from 'commander';
+import { handler, ExitError, printError } from '../output';
+import { KilnError } from '../../errors';
+import { RuntimeStartError } from '../../runtime/types';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface Opts {
+  interactive?: boolean;
+  tty?: boolean;
+  detach?: boolean;
+  env: string[];
+  envFile: string[];
+  user?: string;
+  workdir?: string;
+  privileged?: boolean;
+}
+
+export function register(program: Command): void {
+  program.command('exec').description('Run a process in a running container')
+    .argument('<container>')
+    .argument('[command...]')
+    .passThroughOptions()
+    .option('-i, --interactive', 'Keep STDIN open even if not attached')
+    .option('-t, --tty', 'Allocate a pseudo-TTY')
+    .option('-d, --detach', 'Run the exec session in detached mode (backgrounded)')
+    .option('-e, --env <env>', 'Set environment variables', collect, [])
+    .option('--env-file <file>', 'Read in a file of environment variables', collect, [])
+    .option('-u, --user <user>', 'Sets the username or UID used and optionally the groupname or GID for the specified command')
+    .option('-w, --workdir <dir>', 'Working directory inside the container')
+    .option('--privileged', 'Give the process extended Linux capabilities inside the container')
+    .action(handler(async (ctx, container: string, command: string[], o: Opts) => {
+      if (o.tty) throw new KilnError('E_UNSUPPORTED', 'exec --tty is not supported yet', { hint: 'run the command without -t (use `kiln run -it` for a terminal)' });
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { execInContainer } = require('../../container/exec') as typeof import('../../container/exec');
+      try {
+        const code = await execInContainer(ctx, {
+          container, command, env: o.env, envFiles: o.envFile,
+          ...(o.user !== undefined ? { user: o.user } : {}), ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
+          detach: o.detach ?? false, interactive: o.interactive ?? false, privileged: o.privileged ?? false,
+        }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+        if (code !== 0) throw new ExitError(code);
+      } catch (e) {
+        if (e instanceof RuntimeStartError) {
+          printError(e);
+          throw new ExitError(e.exitCode);
+        }
+        throw e;
+      } finally {
+        if (o.interactive) process.stdin.pause();
+      }
+    }));
+}
