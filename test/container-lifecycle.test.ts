@@ -156,3 +156,43 @@ test('-it under a real pty (script): a terminal inside, input reaches it', () =>
   assert.match(r.stdout, /tty-yes/);
   assert.match(r.stdout, /got:hello/);
 });
+
+test('named volumes are filled from the image and outlive containers; image VOLUMEs are anonymous volumes that rm -v removes', () => {
+  const ctx = writeTree(path.join(sb.dir, 'ctx-vol'), {
+    Containerfile: `FROM ${BASE}\nRUN mkdir -p /data /anon && echo seeded > /data/seed.txt && echo anon > /anon/a.txt\nVOLUME /anon\n`,
+  });
+  sb.ok(['build', '-q', '-t', 'localhost/run/vol:1', ctx]);
+  assert.equal(sb.ok(['run', '--rm', '-v', 'vol1:/data', 'localhost/run/vol:1', 'sh', '-c', 'cat /data/seed.txt; echo more > /data/more.txt']), 'seeded\n');
+  assert.equal(sb.ok(['run', '--rm', '-v', 'vol1:/data:ro', 'localhost/run/vol:1', 'cat', '/data/more.txt']), 'more\n');
+  assert.equal(sb.kiln(['run', '--rm', '-v', 'vol1:/data:ro', 'localhost/run/vol:1', 'touch', '/data/x']).status, 1, 'read-only volume');
+  assert.equal(sb.ok(['volume', 'inspect', '--format', '{{.Name}}', 'vol1']).trim(), 'vol1');
+  const before = new Set(sb.ok(['volume', 'ls', '-q']).trim().split('\n'));
+  assert.equal(sb.ok(['run', '--name', 'withanon', 'localhost/run/vol:1', 'cat', '/anon/a.txt']), 'anon\n');
+  const anon = sb.ok(['volume', 'ls', '-q']).trim().split('\n').filter((v) => !before.has(v));
+  assert.equal(anon.length, 1);
+  assert.match(anon[0]!, /^[0-9a-f]{64}$/);
+  assert.equal(sb.kiln(['volume', 'rm', anon[0]!]).status, 2, 'in use by the container');
+  sb.ok(['rm', '-v', 'withanon']);
+  assert.deepEqual(sb.ok(['volume', 'ls', '-q']).trim().split('\n').filter((v) => !before.has(v)), [], 'rm -v removed the anonymous volume');
+  assert.ok(sb.ok(['volume', 'ls', '-q']).includes('vol1'), 'the named volume stays');
+});
+
+test('attach to a running container (stdin, exit code); rmi -f removes the image\'s containers', async () => {
+  sb.ok(['run', '-d', '-i', '--name', 'att', BASE, 'sh', '-c', 'read x; echo got:$x; exit 9']);
+  const r = sb.kiln(['attach', 'att'], { input: 'hi\n' });
+  assert.equal(r.status, 9, r.stderr);
+  assert.equal(r.stdout, 'got:hi\n');
+  const stopped = sb.kiln(['attach', 'att']);
+  assert.equal(stopped.status, 125);
+  assert.match(stopped.stderr, /you can only attach to running containers/);
+
+  const ctx = writeTree(path.join(sb.dir, 'ctx-rmi'), { Containerfile: `FROM ${BASE}\nRUN echo x > /x\n` });
+  sb.ok(['build', '-q', '-t', 'localhost/run/rmi:1', ctx]);
+  const id = sb.ok(['run', '-d', '--stop-timeout', '0', 'localhost/run/rmi:1', 'sleep', '60']).trim();
+  assert.equal(sb.kiln(['rmi', 'localhost/run/rmi:1']).status, 2, 'in use by a container');
+  sb.ok(['rmi', '-f', 'localhost/run/rmi:1']);
+  assert.equal(sb.kiln(['container', 'inspect', id]).status, 125);
+  assert.deepEqual(mountsUnder(sb.runroot).filter((m) => m.includes(id)), []);
+  await until('its processes are gone', () => processesMentioning(id).length === 0);
+  sb.ok(['rm', 'att']);
+});

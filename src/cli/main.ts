@@ -48,6 +48,7 @@ const COMMANDS: Record<string, Entry> = {
   ps: { summary: 'List containers', module: 'ps' },
   logs: { summary: 'Fetch the logs of one or more containers', module: 'logs' },
   exec: { summary: 'Run a process in a running container', module: 'exec' },
+  attach: { summary: 'Attach to a running container', module: 'run' },
   container: { summary: 'Manage containers', module: 'container' },
 };
 

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import type { Socket } from 'node:net';
 import { KilnError } from '../errors';
 import { RuntimeStartError, type StartFailureReason } from '../runtime/types';
+import { attachSocketPath } from './attach';
 
 export const CONMON = '/usr/bin/conmon';
 
@@ -46,9 +47,9 @@ export function exitFile(runDir: string, id: string): string {
   return path.join(runDir, 'exits', id);
 }
 
-/** The attach socket conmon creates (socket dir path / uuid / attach). */
+/** The attach socket conmon creates under --socket-dir-path for uuid `id` (attach.ts attachSocketPath). */
 export function attachSocket(runDir: string, id: string): string {
-  return path.join(runDir, 'sock', id, 'attach');
+  return attachSocketPath(path.join(runDir, 'sock'), id);
 }
 
 /** The control fifo (terminal resize) in the bundle. */

@@ -8,12 +8,22 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { EngineContext } from '../engine/context';
-import { isKilnError } from '../errors';
+import { isKilnError, KilnError } from '../errors';
 import { attachContainer, resizeTerminal, type AttachSession } from './attach';
 import { attachSocket, ctlFifo } from './conmon';
 import { createContainer, type CreateOptions } from './create';
-import { cleanupContainer, killContainer, removeContainer, startContainer, waitContainer } from './lifecycle';
-import { bundleDir } from './rootfs';
+import { cleanupContainer, killContainer, lookup, removeContainer, startContainer, waitContainer } from './lifecycle';
+import { bundleDir, runDir } from './rootfs';
+
+/** Passes the terminal's size on; a failure (conmon gone) only loses the resize. */
+function resize(ctl: string, out: Writable & { columns?: number; rows?: number }): void {
+  if (!out.columns || !out.rows) return;
+  try {
+    resizeTerminal(ctl, out.rows, out.columns);
+  } catch {
+    /* the container is gone or never had a terminal */
+  }
+}
 
 export interface RunIO {
   stdin?: Readable;
@@ -33,18 +43,14 @@ export async function startAttached(ctx: EngineContext, ref: string, io: RunIO):
         stdout: io.stdout,
         stderr: io.stderr,
       });
-      if (c.config.tty) {
-        const out = io.stdout as Writable & { columns?: number; rows?: number };
-        if (out.columns && out.rows) resizeTerminal(ctlFifo(bundleDir(ctx.store, c.id)), out.rows, out.columns);
-      }
+      if (c.config.tty) resize(ctlFifo(bundleDir(ctx.store, c.id)), io.stdout);
     },
   });
   const handlers = new Map<string, () => void>();
   for (const sig of PROXIED) {
     const h = sig === 'SIGWINCH'
       ? () => {
-          const out = io.stdout as Writable & { columns?: number; rows?: number };
-          if (c.config.tty && out.columns && out.rows) resizeTerminal(ctlFifo(bundleDir(ctx.store, c.id)), out.rows, out.columns);
+          if (c.config.tty) resize(ctlFifo(bundleDir(ctx.store, c.id)), io.stdout);
         }
       : () => void killContainer(ctx, c.id, sig).catch(() => undefined);
     handlers.set(sig, h);
@@ -56,6 +62,29 @@ export async function startAttached(ctx: EngineContext, ref: string, io: RunIO):
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     session?.close();
+  }
+}
+
+/**
+ * `kiln attach`: the output (and with -i containers, stdin) of a running container until it
+ * exits; resolves with its exit code. Detaching is closing kiln: the container keeps running.
+ */
+export async function attachRunning(ctx: EngineContext, ref: string, io: RunIO & { noStdin?: boolean }): Promise<number> {
+  const c = lookup(ctx, ref);
+  if (c.state.status !== 'running') {
+    throw new KilnError('E_CONTAINER_STATE', `you can only attach to running containers: container state improper`);
+  }
+  const session = await attachContainer(attachSocket(runDir(ctx.store, c.id), c.id), {
+    ...(c.config.interactive && io.stdin && !io.noStdin ? { stdin: io.stdin } : {}),
+    stdout: io.stdout,
+    stderr: io.stderr,
+  });
+  if (c.config.tty) resize(ctlFifo(bundleDir(ctx.store, c.id)), io.stdout);
+  try {
+    await session.closed;
+    return await waitContainer(ctx, c.id);
+  } finally {
+    session.close();
   }
 }
 

@@ -29,6 +29,17 @@ export async function removeImages(ctx: EngineContext, refs: string[], opts: Rmi
   const targets = opts.all ? store.images.list().map((i) => i.id) : [...new Set(refs)];
   for (const ref of targets) {
     try {
+      // --force: the containers using the image go first, stopped and removed as `kiln rm -f`
+      // would (the transaction below only deletes records)
+      const img = opts.force ? store.images.find(ref) : undefined;
+      if (img) {
+        const users = store.images.containersUsing(img.id);
+        if (users.length > 0) {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { removeContainer } = require('../container/lifecycle') as typeof import('../container/lifecycle');
+          for (const c of users) await removeContainer(ctx, c, { force: true });
+        }
+      }
       // Decide and act in one transaction: a concurrent tag must not slip between them.
       const outcome = store.writeTx((): { untagged: string[]; deleted?: string } | undefined => {
         const img = store.images.find(ref);

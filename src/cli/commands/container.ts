@@ -10,7 +10,9 @@ import { definePs } from './ps';
 export function register(program: Command): void {
   const group = program.command('container').description('Manage containers');
   /* eslint-disable @typescript-eslint/no-require-imports */
-  (require('./run') as typeof import('./run')).register(group);
+  const runModule = require('./run') as typeof import('./run');
+  runModule.register(group);
+  runModule.register_attach(group);
   for (const r of [register_create, register_start, register_stop, register_kill, register_restart, register_rm, register_wait]) r(group);
   for (const n of ['ps', 'ls', 'list']) definePs(group.command(n).description('List containers'));
   defineCleanup(group.command('cleanup').description('Clean up the network and mount resources of one or more containers'));

@@ -36,7 +36,7 @@ export function register(program: Command): void {
         tail = Number(o.tail);
       }
       const since = o.since !== undefined ? parseSince(o.since) : undefined;
-      const until = o.until !== undefined ? parseSince(o.until) : undefined;
+      const until = o.until !== undefined ? parseSince(o.until, Date.now(), '--until') : undefined;
       for (const r of refs) {
         const c = lookup(ctx, r);
         const file = path.join(bundleDir(ctx.store, c.id), 'ctr.log');

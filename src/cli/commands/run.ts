@@ -40,3 +40,23 @@ export function register(program: Command): void {
     .option('-d, --detach', 'Run container in background and print container ID')
     .action(handler(run));
 }
+
+export function register_attach(program: Command): void {
+  program.command('attach').description('Attach to a running container')
+    .argument('<container>')
+    .option('--no-stdin', 'Do not attach STDIN. The default is false')
+    .option('--sig-proxy', 'Proxy received signals to the process (default true)', true)
+    .action(handler(async (ctx, name: string, o: { stdin: boolean }) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { attachRunning } = require('../../container/run') as typeof import('../../container/run');
+      const raw = o.stdin && process.stdin.isTTY;
+      if (raw) process.stdin.setRawMode(true);
+      try {
+        const code = await attachRunning(ctx, name, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, noStdin: !o.stdin });
+        if (code !== 0) throw new ExitError(code);
+      } finally {
+        if (raw) process.stdin.setRawMode(false);
+        process.stdin.pause();
+      }
+    }));
+}
