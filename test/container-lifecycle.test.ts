@@ -155,6 +155,15 @@ test('-it under a real pty (script): a terminal inside, input reaches it', () =>
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /tty-yes/);
   assert.match(r.stdout, /got:hello/);
+
+  // exec -it into a running container: a terminal of its own, input, the exit code
+  sb.ok(['run', '-d', '--name', 'ttyexec', BASE, 'sleep', '60']);
+  const exec = `${process.execPath} ${KILN} --root ${sb.root} --runroot ${sb.runroot} exec -it ttyexec sh -c 'tty; read line; echo got:$line; exit 4'`;
+  const e = spawnSync('script', ['-qec', exec, '/dev/null'], { input: 'again\n', encoding: 'utf8', timeout: 20_000 });
+  assert.equal(e.status, 4, `${e.stdout}\n${e.stderr}`);
+  assert.match(e.stdout, /\/dev\/pts\/\d+/);
+  assert.match(e.stdout, /got:again/);
+  sb.ok(['rm', '-f', '-t', '0', 'ttyexec']);
 });
 
 test('named volumes are filled from the image and outlive containers; image VOLUMEs are anonymous volumes that rm -v removes', () => {

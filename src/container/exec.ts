@@ -3,7 +3,8 @@
  * process gets the container's capabilities, no-new-privileges setting, environment merged
  * with -e, user from -u or the container's, resolved in its rootfs). Attached: streams passed
  * through, resolves with the process's exit code (126/127 as podman when it cannot be run).
- * Detached (-d): started with the runtime's --detach, resolves at once.
+ * Detached (-d): started with the runtime's --detach, resolves at once. With a terminal (-t) the
+ * session runs under conmon (conmon-exec.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,7 +16,7 @@ import { clampRlimits, DEFAULT_RLIMITS, resolveUser } from '../runtime/spec';
 import type { OciProcess } from '../runtime/types';
 import { runtimeCall } from './conmon';
 import { containerRuntime, lookup } from './lifecycle';
-import { mergedDir } from './rootfs';
+import { bundleDir, mergedDir, runDir } from './rootfs';
 import { effectiveCapabilities } from './spec';
 import { mergeEnv, parseEnv } from './flags';
 
@@ -28,6 +29,8 @@ export interface ExecOptions {
   workdir?: string;
   detach?: boolean;
   interactive?: boolean;
+  /** a terminal for the process (conmon-exec.ts) */
+  tty?: boolean;
   privileged?: boolean;
 }
 
@@ -65,6 +68,14 @@ export async function execInContainer(ctx: EngineContext, o: ExecOptions, io: { 
       fs.rmSync(dir, { recursive: true, force: true });
     }
     return 0;
+  }
+  if (o.tty) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { execWithTerminal } = require('./conmon-exec') as typeof import('./conmon-exec');
+    return execWithTerminal({
+      containerId: c.id, name: c.name, bundle: bundleDir(ctx.store, c.id), runDir: runDir(ctx.store, c.id), runtime: rt, process: proc,
+      ...(o.interactive && io.stdin ? { stdin: io.stdin } : {}), stdout: io.stdout,
+    });
   }
   const runtime = openRuntime(rt.root);
   return runtime.exec(c.id, proc, { ...(o.interactive && io.stdin ? { stdin: io.stdin } : {}), stdout: io.stdout, stderr: io.stderr });

@@ -31,14 +31,16 @@ export function register(program: Command): void {
     .option('-w, --workdir <dir>', 'Working directory inside the container')
     .option('--privileged', 'Give the process extended Linux capabilities inside the container')
     .action(handler(async (ctx, container: string, command: string[], o: Opts) => {
-      if (o.tty) throw new KilnError('E_UNSUPPORTED', 'exec --tty is not supported yet', { hint: 'run the command without -t (use `kiln run -it` for a terminal)' });
+      if (o.tty && o.detach) throw new KilnError('E_INVALID_ARGUMENT', '--tty and --detach cannot be used together for exec');
+      const raw = o.tty && o.interactive && process.stdin.isTTY;
+      if (raw) process.stdin.setRawMode(true);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { execInContainer } = require('../../container/exec') as typeof import('../../container/exec');
       try {
         const code = await execInContainer(ctx, {
           container, command, env: o.env, envFiles: o.envFile,
           ...(o.user !== undefined ? { user: o.user } : {}), ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
-          detach: o.detach ?? false, interactive: o.interactive ?? false, privileged: o.privileged ?? false,
+          detach: o.detach ?? false, interactive: o.interactive ?? false, tty: o.tty ?? false, privileged: o.privileged ?? false,
         }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
         if (code !== 0) throw new ExitError(code);
       } catch (e) {
@@ -48,6 +50,7 @@ export function register(program: Command): void {
         }
         throw e;
       } finally {
+        if (raw) process.stdin.setRawMode(false);
         if (o.interactive) process.stdin.pause();
       }
     }));
