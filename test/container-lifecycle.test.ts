@@ -141,8 +141,15 @@ test('an image built by kiln build runs; an image pulled by kiln runs', async ()
     reg = await startRegistry();
     sb.ok(['push', '-q', 'localhost/run/built:1', `docker://${reg.host}/run/built:1`]);
     sb.ok(['rmi', 'localhost/run/built:1']);
-    sb.ok(['pull', '-q', `${reg.host}/run/built:1`]);
-    assert.equal(sb.ok(['run', '--rm', `${reg.host}/run/built:1`]), 'built\n');
+    const never = sb.kiln(['run', '--rm', '--pull', 'never', `${reg.host}/run/built:1`]);
+    assert.equal(never.status, 125);
+    assert.match(never.stderr, /image not known/);
+    // a missing image is pulled first (--pull missing, podman's default), then run
+    const r = sb.kiln(['run', '--rm', `${reg.host}/run/built:1`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'built\n');
+    assert.match(r.stderr, /^Trying to pull .*\nGetting image source signatures\n/);
+    assert.equal(sb.ok(['run', '--rm', '-q', '--pull', 'always', `${reg.host}/run/built:1`]), 'built\n');
   } finally {
     await reg?.stop();
   }

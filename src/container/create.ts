@@ -9,6 +9,7 @@ import type { EngineContext } from '../engine/context';
 import { parseConfig } from '../image/manifest';
 import type { MountRequest } from '../runtime/spec';
 import { makeDirs, removeDirs } from './rootfs';
+import { pullBaseImages, type BuildPullOptions, type PullPolicy } from '../build/pull-bases';
 import { mergeEnv, parseBytes, parseEntrypoint, parseEnv, parseMountFlag, parseNetwork, parseSecurityOpts, parseSignal, parseTmpfsFlag, parseVolumeFlag, type VolumeSpec } from './flags';
 import { recordVolumeUses, resolveVolumes } from './volume-mounts';
 import type { ContainerConfig, ContainerRecord } from './types';
@@ -45,6 +46,14 @@ export interface CreateOptions {
   labels?: string[];
   /** the command line, for inspect's CreateCommand */
   createCommand?: string[];
+}
+
+/**
+ * podman's --pull for run/create: the image is pulled (as `kiln pull` does: short names,
+ * mirrors, signature policy) when `policy` asks, before the container is created.
+ */
+export async function ensureImage(ctx: EngineContext, image: string, policy: PullPolicy, pull: BuildPullOptions): Promise<void> {
+  await pullBaseImages(ctx, [image], policy, pull);
 }
 
 function labelsOf(values: string[]): Record<string, string> {

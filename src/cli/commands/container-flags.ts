@@ -40,6 +40,13 @@ export interface CreateFlags {
   stopSignal?: string;
   stopTimeout?: number;
   label: string[];
+  pull: string;
+  tlsVerify?: boolean | string;
+  certDir?: string;
+  authfile?: string;
+  creds?: string;
+  signaturePolicy?: string;
+  quiet?: boolean;
 }
 
 export function defineCreateFlags(cmd: Command): Command {
@@ -73,7 +80,34 @@ export function defineCreateFlags(cmd: Command): Command {
     .option('--init', 'Run an init binary inside the container that forwards signals and reaps processes')
     .option('--stop-signal <signal>', 'Signal to stop a container. Default is SIGTERM')
     .option('--stop-timeout <seconds>', 'Timeout (in seconds) that containers stopped by user command have to exit. If exceeded, the container will be forcibly stopped via SIGKILL.', int('--stop-timeout'))
-    .option('-l, --label <label>', 'Set metadata on container', collect, []);
+    .option('-l, --label <label>', 'Set metadata on container', collect, [])
+    .option('--pull <policy>', 'Pull image policy (always, missing, never, newer)', 'missing')
+    .option('--tls-verify [bool]', 'Require HTTPS and verify certificates when contacting registries')
+    .option('--cert-dir <dir>', 'Use certificates at the specified path to access the registry')
+    .option('--authfile <file>', 'Path of the authentication file')
+    .option('--creds <user:pass>', 'Credentials (USERNAME:PASSWORD) to use for authenticating to a registry')
+    .option('--signature-policy <file>', 'Path to a signature-policy file')
+    .option('-q, --quiet', 'Suppress output information when pulling images');
+}
+
+/**
+ * Pulls the image when --pull asks (missing by default, as podman); progress lines on stderr
+ * unless -q.
+ */
+export async function pullForCreate(ctx: import('../../engine/context').EngineContext, image: string, o: CreateFlags): Promise<void> {
+  const policy = o.pull;
+  if (!['missing', 'never', 'always', 'newer'].includes(policy)) throw new KilnError('E_INVALID_ARGUMENT', `--pull ${JSON.stringify(policy)}: expected always, missing, never or newer`);
+  if (policy === 'never' || (policy === 'missing' && ctx.store.images.find(image))) return;
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { hostOptionsFor } = require('../../registry/host-options') as typeof import('../../registry/host-options');
+  const { ensureImage } = require('../../container/create') as typeof import('../../container/create');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  await ensureImage(ctx, image, policy as 'missing' | 'never' | 'always' | 'newer', {
+    platform: {},
+    hostOptions: hostOptionsFor(o),
+    ...(o.quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
+    ...(o.signaturePolicy !== undefined ? { policyPath: o.signaturePolicy } : {}),
+  });
 }
 
 export function createOptions(image: string, command: string[], o: CreateFlags, argv: string[]): CreateOptions {

@@ -8,7 +8,7 @@ import { handler, write, ExitError } from '../output';
 import { createContainer } from '../../container/create';
 import { cleanupContainer, killContainer, lookup, removeContainer, startContainer, stopContainer, waitContainer } from '../../container/lifecycle';
 import { parseSignal } from '../../container/flags';
-import { defineCreateFlags, createOptions, type CreateFlags } from './container-flags';
+import { defineCreateFlags, createOptions, pullForCreate, type CreateFlags } from './container-flags';
 import { isKilnError, KilnError } from '../../errors';
 import type { EngineContext } from '../../engine/context';
 import { printError } from '../output';
@@ -40,7 +40,8 @@ function targets(ctx: EngineContext, names: string[], o: { all?: boolean; latest
 
 export function register_create(program: Command): void {
   defineCreateFlags(program.command('create').description('Create but do not start a container'))
-    .action(handler((ctx, image: string, command: string[], o: CreateFlags) => {
+    .action(handler(async (ctx, image: string, command: string[], o: CreateFlags) => {
+      await pullForCreate(ctx, image, o);
       write(createContainer(ctx, createOptions(image, command, o, process.argv.slice(2))).id);
     }));
 }

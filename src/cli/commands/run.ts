@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { handler, write, ExitError, printError } from '../output';
-import { defineCreateFlags, createOptions, type CreateFlags } from './container-flags';
+import { defineCreateFlags, createOptions, pullForCreate, type CreateFlags } from './container-flags';
 import { RuntimeStartError } from '../../runtime/types';
 import type { EngineContext } from '../../engine/context';
 
@@ -16,6 +16,7 @@ interface RunFlags extends CreateFlags {
 async function run(ctx: EngineContext, image: string, command: string[], o: RunFlags): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runContainer } = require('../../container/run') as typeof import('../../container/run');
+  await pullForCreate(ctx, image, o);
   const stdin = o.interactive ? process.stdin : undefined;
   const raw = o.tty && o.interactive && process.stdin.isTTY && !o.detach;
   if (raw) process.stdin.setRawMode(true);
