@@ -136,9 +136,11 @@ export function createContainer(ctx: EngineContext, o: CreateOptions): Container
     createCommand: o.createCommand ?? [],
   };
   if (!config.workdir.startsWith('/')) throw new KilnError('E_INVALID_ARGUMENT', `--workdir ${JSON.stringify(config.workdir)}: must be an absolute path`);
-  makeDirs(store, id);
   try {
+    // dirs and record appear in one transaction: under the write lock a container dir without
+    // a record is debris of a killed process (store/repair.ts), never work in progress
     return store.writeTx(() => {
+      makeDirs(store, id);
       config.volumes = resolveVolumes(ctx, specs);
       const rec = store.containers.createTx({ id, name, imageID: img.id, layerID: layers[layers.length - 1] ?? null, config, state: { status: 'created' } });
       recordVolumeUses(ctx, id, config.volumes);

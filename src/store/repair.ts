@@ -25,6 +25,7 @@ export interface RepairReport {
   orphanBlobs: string[];
   orphanLayers: string[];
   orphanLinks: string[];
+  orphanContainers: string[];
   collectedLayers: string[];
   collectedBlobs: string[];
   /** paths to delete once the transaction has committed */
@@ -113,7 +114,7 @@ function isLink(p: string): boolean {
 
 export function repair(store: Store): RepairReport {
   const db = store.db;
-  const report: RepairReport = { deadOwners: [], restored: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
+  const report: RepairReport = { deadOwners: [], restored: [], orphanBlobs: [], orphanLayers: [], orphanLinks: [], orphanContainers: [], collectedLayers: [], collectedBlobs: [], removePaths: [] };
   for (const o of readdirOr(store.paths.tmp)) {
     if (o.startsWith('.')) {
       if (!stagingAlive(store, o)) report.removePaths.push(path.join(store.paths.tmp, o));
@@ -142,6 +143,13 @@ export function repair(store: Store): RepairReport {
     if (layerRecs.has(d) && !deferred.has(d)) continue;
     report.orphanLayers.push(d);
     store.trash(path.join(store.paths.layers, d), 'orphan', `layer-${d}`);
+  }
+  // a container dir without a record: a create killed inside its transaction
+  const containerRecs = new Set((db.prepare('SELECT id FROM containers').all() as { id: string }[]).map((r) => r.id));
+  for (const d of readdirOr(store.paths.containers)) {
+    if (containerRecs.has(d)) continue;
+    report.orphanContainers.push(d);
+    store.trash(path.join(store.paths.containers, d), 'orphan', `container-${d}`);
   }
   const links = new Set(layerRecs.values());
   for (const l of readdirOr(store.paths.links)) {
