@@ -47,7 +47,7 @@ test('a store from an older kiln is migrated in place on first use', () => {
     const Database = require('better-sqlite3') as typeof import('better-sqlite3');
     const file = path.join(old.root, 'kiln.db');
     const db = new Database(file);
-    db.exec('ALTER TABLE images DROP COLUMN names_history; DROP TABLE image_digests; DROP TABLE build_cache; ALTER TABLE layers DROP COLUMN extracted');
+    db.exec('ALTER TABLE images DROP COLUMN names_history; DROP TABLE image_digests; DROP TABLE build_cache; ALTER TABLE layers DROP COLUMN extracted; DROP TABLE container_volumes; DROP TABLE volumes; ALTER TABLE containers DROP COLUMN config');
     db.pragma('user_version = 1'); // as kiln wrote it before migration 2
     db.close();
     assert.match(old.ok(['images']), /^REPOSITORY/);
@@ -59,6 +59,7 @@ test('a store from an older kiln is migrated in place on first use', () => {
     assert.ok(columns('image_digests').includes('digest'), 'migration 3');
     assert.ok(columns('build_cache').includes('key'), 'migration 4');
     assert.ok(columns('layers').includes('extracted'), 'migration 5');
+    assert.ok(columns('containers').includes('config') && columns('volumes').includes('filled') && columns('container_volumes').includes('volume'), 'migration 9');
     again.close();
   } finally {
     old.cleanup();

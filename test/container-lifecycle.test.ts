@@ -212,3 +212,42 @@ test('attach to a running container (stdin, exit code); rmi -f removes the image
   await until('its processes are gone', () => processesMentioning(id).length === 0);
   sb.ok(['rm', 'att']);
 });
+
+test('run -i feeds stdin; logs -f follows until the container exits; --since; exec -d; --stop-timeout; rm -a', async () => {
+  assert.equal(sb.ok(['run', '--rm', '-i', BASE, 'sh', '-c', 'cat; echo done'], { input: 'line one\nline two\n' }), 'line one\nline two\ndone\n');
+  assert.equal(sb.ok(['run', '--rm', BASE, 'sh', '-c', 'cat; echo done'], { input: 'ignored\n' }), 'done\n', 'without -i stdin is not passed');
+
+  sb.ok(['run', '-d', '--name', 'follow', BASE, 'sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 0.3; done']);
+  const f = sb.kiln(['logs', '-f', 'follow']);
+  assert.equal(f.status, 0, f.stderr);
+  assert.equal(f.stdout, 'tick 1\ntick 2\ntick 3\n', 'logs -f returns when the container exits, with every line');
+  assert.equal(sb.ok(['logs', '--since', '2000-01-01T00:00:00Z', 'follow']), 'tick 1\ntick 2\ntick 3\n');
+  assert.equal(sb.ok(['logs', '--until', '2000-01-01T00:00:00Z', 'follow']), '');
+  const badSince = sb.kiln(['logs', '--since', 'yesterday-ish', 'follow']);
+  assert.equal(badSince.status, 125);
+  assert.match(badSince.stderr, /--since/);
+
+  sb.ok(['run', '-d', '--name', 'slowstop', '--stop-timeout', '1', BASE, 'sleep', '60']);
+  sb.ok(['exec', '-d', 'slowstop', 'sh', '-c', 'echo from-exec-d > /tmp/marker']);
+  await until('exec -d ran', () => sb.kiln(['exec', 'slowstop', 'cat', '/tmp/marker']).stdout === 'from-exec-d\n');
+  const t0 = Date.now();
+  sb.ok(['stop', 'slowstop']);
+  const took = Date.now() - t0;
+  assert.ok(took >= 900 && took < 8000, `stop waited the container's --stop-timeout of 1 s (took ${took} ms)`);
+  assert.equal(state('slowstop').ExitCode, 137);
+
+  sb.ok(['rm', '-a', '-f', '-t', '0']);
+  assert.equal(sb.ok(['ps', '-a', '-q']).trim(), '');
+});
+
+test('a container whose conmon was killed shows as exited on the next ps; its rootfs is unmounted by rm', async () => {
+  const id = sb.ok(['run', '-d', '--name', 'orphaned', BASE, 'sleep', '60']).trim();
+  const s = state('orphaned');
+  process.kill(s.ConmonPid, 'SIGKILL');
+  process.kill(s.Pid, 'SIGKILL');
+  await until('both are gone', () => !fs.existsSync(`/proc/${s.Pid}/cmdline`) || fs.readFileSync(`/proc/${s.Pid}/cmdline`).length === 0);
+  await sleep(200);
+  assert.match(sb.ok(['ps', '-a', '--filter', 'name=orphaned', '--format', '{{.State}} {{.Status}}']), /^exited Exited/);
+  sb.ok(['rm', 'orphaned']);
+  assert.deepEqual(mountsUnder(sb.runroot).filter((m) => m.includes(id)), []);
+});
