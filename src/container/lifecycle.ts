@@ -40,6 +40,15 @@ export function containerRuntime(store: Store): Runtime {
   return { name: choice.name, path: choice.path, root: path.join(store.paths.runroot, 'runtime') };
 }
 
+/**
+ * `<runtime> delete --force ID` when the runtime has state for the container (its dir under
+ * the runtime root); a spawn saved for a container that never ran or was already deleted.
+ */
+async function runtimeDelete(rt: Runtime, id: string): Promise<void> {
+  if (!fs.existsSync(path.join(rt.root, id))) return;
+  await runtimeCall(rt.path, rt.root, ['delete', '--force', id]).catch(() => undefined);
+}
+
 /** The command conmon runs when the container exits: this kiln's `container cleanup ID`. */
 function exitCommand(store: Store, id: string): string[] {
   return [process.execPath, path.join(packageRoot(), 'bin', 'kiln'), '--root', store.paths.root, '--runroot', store.paths.runroot, 'container', 'cleanup', id];
@@ -85,7 +94,7 @@ export async function startContainer(ctx: EngineContext, ref: string, hooks: Sta
   const rt = containerRuntime(store);
   const dir = runDir(store, c.id);
   const bundle = bundleDir(store, c.id);
-  await runtimeCall(rt.path, rt.root, ['delete', '--force', c.id]).catch(() => undefined);
+  await runtimeDelete(rt, c.id);
   try {
     const rootfs = await mountRootfs(store, c.id, c.layerID);
     const volumePaths = await prepareVolumes(ctx, c, rootfs);
@@ -99,7 +108,7 @@ export async function startContainer(ctx: EngineContext, ref: string, hooks: Sta
     await runtimeCall(rt.path, rt.root, ['start', c.id]);
     return c;
   } catch (e) {
-    await runtimeCall(rt.path, rt.root, ['delete', '--force', c.id]).catch(() => undefined);
+    await runtimeDelete(rt, c.id);
     unmountRootfs(store, c.id);
     const msg = e instanceof Error ? e.message : String(e);
     store.containers.update(c.id, (s) => {
@@ -110,18 +119,38 @@ export async function startContainer(ctx: EngineContext, ref: string, hooks: Sta
   }
 }
 
-/** Resolves with the exit code once the container is no longer running (polls the exit file). */
+/**
+ * Resolves with the exit code once the container is no longer running: woken by the exit
+ * file's appearance (fs.watch on conmon's exit dir), with a poll as a fallback.
+ */
 export async function waitContainer(ctx: EngineContext, ref: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
-  let c = await lookup(ctx, ref);
+  let c = lookup(ctx, ref);
   const id = c.id;
-  for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
-    if (c.state.status === 'exited' || c.state.status === 'stopped') return c.state.exitCode ?? -1;
-    if (c.state.status === 'created') return c.state.exitCode ?? 0;
-    if (opts.signal?.aborted) throw new KilnError('E_RUN_ABORTED', `waiting for container ${id.slice(0, 12)} was interrupted`);
-    await new Promise((r) => setTimeout(r, delay));
-    const now = ctx.store.containers.get(id);
-    if (!now) throw new KilnError('E_CONTAINER_UNKNOWN', `container ${id.slice(0, 12)} was removed while waiting for it`);
-    c = await syncState(ctx, now);
+  let wake: (() => void) | undefined;
+  let watcher: fs.FSWatcher | undefined;
+  try {
+    watcher = fs.watch(path.join(runDir(ctx.store, id), 'exits'), () => wake?.());
+  } catch {
+    /* no exit dir yet: polling alone */
+  }
+  try {
+    for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+      if (c.state.status === 'exited' || c.state.status === 'stopped') return c.state.exitCode ?? -1;
+      if (c.state.status === 'created') return c.state.exitCode ?? 0;
+      if (opts.signal?.aborted) throw new KilnError('E_RUN_ABORTED', `waiting for container ${id.slice(0, 12)} was interrupted`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delay);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      const now = ctx.store.containers.get(id);
+      if (!now) throw new KilnError('E_CONTAINER_UNKNOWN', `container ${id.slice(0, 12)} was removed while waiting for it`);
+      c = syncState(ctx, now);
+    }
+  } finally {
+    watcher?.close();
   }
 }
 
@@ -181,7 +210,7 @@ export async function cleanupContainer(ctx: EngineContext, id: string, opts: { k
   const c = await syncState(ctx, found);
   if (c.state.status === 'running') return c;
   const rt = containerRuntime(store);
-  await runtimeCall(rt.path, rt.root, ['delete', '--force', c.id]).catch(() => undefined);
+  await runtimeDelete(rt, c.id);
   unmountRootfs(store, c.id);
   if (c.config.autoRemove && !opts.keep) {
     await removeContainer(ctx, c.id, { force: true, volumes: true });
@@ -208,7 +237,7 @@ export async function removeContainer(ctx: EngineContext, ref: string, opts: Rem
     c = await stopContainer(ctx, c.id, opts.time ?? c.config.stopTimeout);
   }
   const rt = containerRuntime(store);
-  await runtimeCall(rt.path, rt.root, ['delete', '--force', c.id]).catch(() => undefined);
+  await runtimeDelete(rt, c.id);
   unmountRootfs(store, c.id);
   const anonymous = anonymousVolumes(ctx, c);
   store.writeTx(() => store.containers.removeTx(c.id));

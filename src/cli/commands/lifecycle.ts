@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { handler, write, ExitError } from '../output';
 import { createContainer } from '../../container/create';
-import { cleanupContainer, killContainer, lookup, removeContainer, startContainer, stopContainer, waitContainer } from '../../container/lifecycle';
+import { cleanupContainer, killContainer, removeContainer, startContainer, stopContainer, waitContainer } from '../../container/lifecycle';
 import { parseSignal } from '../../container/flags';
 import { defineCreateFlags, createOptions, pullForCreate, type CreateFlags } from './container-flags';
 import { isKilnError, KilnError } from '../../errors';
@@ -159,13 +159,16 @@ export function register_wait(program: Command): void {
     }));
 }
 
-/** `kiln container cleanup ID`: conmon's exit command (also usable by hand, as podman's). */
+/**
+ * `kiln container cleanup ID`: conmon's exit command (also usable by hand, as podman's). A
+ * container already removed (a foreground `run --rm` got there first) is not an error.
+ */
 export function defineCleanup(cmd: Command): Command {
   return cmd.argument('<containers...>')
     .action(handler(async (ctx, names: string[]) => {
       await eachContainer(names, async (n) => {
-        const c = await lookup(ctx, n);
-        await cleanupContainer(ctx, c.id);
+        const c = ctx.store.containers.find(n);
+        if (c) await cleanupContainer(ctx, c.id);
         return undefined;
       });
     }));
