@@ -35,6 +35,8 @@ export interface ConmonOptions {
   stdin: boolean;
   /** argv of the command conmon runs after the container exited */
   exitCommand: string[];
+  /** seconds conmon waits before running it (an attached kiln cleans up itself meanwhile) */
+  exitDelay?: number;
 }
 
 export interface Launched {
@@ -82,6 +84,7 @@ export async function launchConmon(o: ConmonOptions): Promise<Launched> {
     '--conmon-pidfile', path.join(o.runDir, 'conmon.pid'), '--runtime-arg', '--root', '--runtime-arg', o.runtimeRoot,
     ...(o.tty ? ['-t'] : []), ...(o.stdin ? ['-i'] : []),
     '--exit-command', o.exitCommand[0]!, ...o.exitCommand.slice(1).flatMap((a) => ['--exit-command-arg', a]),
+    ...(o.exitDelay ? ['--exit-delay', String(o.exitDelay)] : []),
   ];
   const child = spawn(conmon, args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],

@@ -80,6 +80,12 @@ export function lookup(ctx: EngineContext, ref: string): ContainerRecord {
 export interface StartHooks {
   /** runs after conmon created the container and before it starts (attach here, so no output is lost) */
   beforeStart?: (c: ContainerRecord, dir: string) => Promise<void>;
+  /**
+   * The caller waits for the container and cleans up after it (an attached run): conmon's exit
+   * command, then only a fallback should the caller die, runs a second later instead of
+   * racing the caller's own clean-up for the CPU.
+   */
+  attached?: boolean;
 }
 
 /**
@@ -102,6 +108,7 @@ export async function startContainer(ctx: EngineContext, ref: string, hooks: Sta
     const launched = await launchConmon({
       id: c.id, name: c.name, bundle, runtimePath: rt.path, runtimeName: rt.name, runtimeRoot: rt.root, runDir: dir,
       logPath: path.join(bundle, 'ctr.log'), tty: c.config.tty, stdin: c.config.interactive, exitCommand: exitCommand(store, c.id),
+      ...(hooks.attached ? { exitDelay: 1 } : {}),
     });
     c = store.containers.update(c.id, (s) => ({ ...s, status: 'running', pid: launched.pid, conmonPid: launched.conmonPid, startedAt: Date.now(), exitCode: undefined, finishedAt: undefined, error: undefined }));
     if (hooks.beforeStart) await hooks.beforeStart(c, dir);

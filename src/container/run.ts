@@ -37,6 +37,7 @@ const PROXIED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2',
 export async function startAttached(ctx: EngineContext, ref: string, io: RunIO): Promise<number> {
   let session: AttachSession | undefined;
   const c = await startContainer(ctx, ref, {
+    attached: true,
     beforeStart: async (c, dir) => {
       session = await attachContainer(attachSocket(dir, c.id), {
         ...(c.config.interactive && io.stdin ? { stdin: io.stdin } : {}),
