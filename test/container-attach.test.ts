@@ -19,6 +19,7 @@ import { requireTool } from './helpers/env';
 import { ATTACH_STDERR, ATTACH_STDOUT, attachContainer, attachSocketPath, resizeTerminal, SeqpacketSocket } from '../src/container/attach';
 import { readLogs } from '../src/container/logs';
 import { isKilnError } from '../src/errors';
+import { sink } from './helpers/sink';
 
 const live = new Set<ConmonContainer>();
 after(() => {
@@ -36,17 +37,6 @@ function done(c: ConmonContainer) {
   live.delete(c);
 }
 
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
 
 /** A sink that accepts one byte at a time, slowly: forces the attach relay to pause the socket. */
 function slowSink(): Writable & { text(): string } {

@@ -16,6 +16,7 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSince, readLogs, type ReadLogsOptions } from '../src/container/logs';
 import { isKilnError } from '../src/errors';
+import { sink } from './helpers/sink';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kiln-logs-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -27,17 +28,6 @@ function logFile(content: string): string {
   return f;
 }
 
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
 
 async function read(file: string, opts: ReadLogsOptions = {}): Promise<{ out: string; err: string }> {
   const out = sink();

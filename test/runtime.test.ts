@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { busyboxTar, requireTool, run } from './helpers/env';
 import { buildSpec, clampRlimits, hostHardLimits, resolveUser, writeSpec, DEFAULT_CAPABILITIES, type SpecOptions } from '../src/runtime/spec';
 import { secureJoin } from '../src/runtime/securejoin';
@@ -19,6 +19,7 @@ import { CrunRuntime } from '../src/runtime/crun';
 import { cgroupMode, chooseRuntime, openRuntime } from '../src/runtime/detect';
 import { RuntimeStartError, type OciRuntime } from '../src/runtime/types';
 import { isKilnError } from '../src/errors';
+import { sink } from './helpers/sink';
 
 let dir: string;
 let rootfs: string;
@@ -49,17 +50,6 @@ function bundle(opts: Partial<SpecOptions> & { args: string[] }): string {
   return b;
 }
 
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
 
 async function exec(rt: OciRuntime, opts: Partial<SpecOptions> & { args: string[] }, stdin?: Readable) {
   const out = sink();

@@ -16,12 +16,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { podmanIn, requireTool } from './helpers/env';
 import { defaultSeccompProfilePath, loadSeccompProfile, ociSeccomp, seccompForSecurityOpt, type OciSeccomp } from '../src/runtime/seccomp';
 import { buildSpec, writeSpec } from '../src/runtime/spec';
 import { RuncRuntime } from '../src/runtime/runc';
 import { isKilnError } from '../src/errors';
+import { sink } from './helpers/sink';
 
 /** podman 4.3's default capability set (containers.conf of containers-common 0.50). */
 const PODMAN_CAPS = [
@@ -263,17 +263,6 @@ test('seccompForSecurityOpt: default, unconfined, a relative path, a missing fil
   assert.throws(() => seccompForSecurityOpt(bad, []), (e: unknown) => isKilnError(e, 'E_INVALID_ARGUMENT') && e.message.includes(`seccomp profile ${bad}: defaultAction`));
 });
 
-function sink(): Writable & { text(): string } {
-  const chunks: Buffer[] = [];
-  const w = new Writable({
-    write(c: Buffer, _e, cb) {
-      chunks.push(c);
-      cb();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => Buffer.concat(chunks).toString('utf8');
-  return w;
-}
 
 test('runc enforces the default profile: sethostname in a new user+UTS namespace is refused, ordinary commands run', async () => {
   const runc = new RuncRuntime(path.join(dir, 'runc-state'), requireTool('runc'));

@@ -1,8 +1,8 @@
 /** `kiln exec [-i] [-d] [-e] [-u] [-w] CONTAINER COMMAND…` (container/exec.ts). */
 import type { Command } from 'commander';
-import { handler, ExitError, printError } from '../output';
+import { handler } from '../output';
+import { withContainerIO } from '../container-io';
 import { KilnError } from '../../errors';
-import { RuntimeStartError } from '../../runtime/types';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -32,26 +32,13 @@ export function register(program: Command): void {
     .option('--privileged', 'Give the process extended Linux capabilities inside the container')
     .action(handler(async (ctx, container: string, command: string[], o: Opts) => {
       if (o.tty && o.detach) throw new KilnError('E_INVALID_ARGUMENT', '--tty and --detach cannot be used together for exec');
-      const raw = o.tty && o.interactive && process.stdin.isTTY;
-      if (raw) process.stdin.setRawMode(true);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { execInContainer } = require('../../container/exec') as typeof import('../../container/exec');
-      try {
-        const code = await execInContainer(ctx, {
+      const { execInContainer } = require('../../container/exec') as typeof import('../../container/exec');
+      await withContainerIO({ raw: o.tty ?? false, stdin: o.interactive ?? false }, () =>
+        execInContainer(ctx, {
           container, command, env: o.env, envFiles: o.envFile,
           ...(o.user !== undefined ? { user: o.user } : {}), ...(o.workdir !== undefined ? { workdir: o.workdir } : {}),
           detach: o.detach ?? false, interactive: o.interactive ?? false, tty: o.tty ?? false, privileged: o.privileged ?? false,
-        }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
-        if (code !== 0) throw new ExitError(code);
-      } catch (e) {
-        if (e instanceof RuntimeStartError) {
-          printError(e);
-          throw new ExitError(e.exitCode);
-        }
-        throw e;
-      } finally {
-        if (raw) process.stdin.setRawMode(false);
-        if (o.interactive) process.stdin.pause();
-      }
+        }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }));
     }));
 }

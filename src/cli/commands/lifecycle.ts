@@ -4,14 +4,14 @@
  * what podman prints (the name or ID as given) and failing with podman's exit codes.
  */
 import type { Command } from 'commander';
-import { handler, write, ExitError } from '../output';
+import { handler, write, ExitError, printError } from '../output';
 import { createContainer } from '../../container/create';
 import { cleanupContainer, killContainer, removeContainer, startContainer, stopContainer, waitContainer } from '../../container/lifecycle';
 import { parseSignal } from '../../container/flags';
 import { defineCreateFlags, createOptions, pullForCreate, type CreateFlags } from './container-flags';
 import { isKilnError, KilnError } from '../../errors';
 import type { EngineContext } from '../../engine/context';
-import { printError } from '../output';
+import { withContainerIO } from '../container-io';
 
 /** podman runs a command on each named container and reports failures per container; exit 125 if any failed. */
 async function eachContainer(names: string[], fn: (name: string) => Promise<string | undefined>): Promise<void> {
@@ -57,8 +57,8 @@ export function register_start(program: Command): void {
         if (names.length !== 1) throw new KilnError('E_INVALID_ARGUMENT', 'you cannot start and attach multiple containers at once');
         // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { startAttached } = require('../../container/run') as typeof import('../../container/run');
-        const code = await startAttached(ctx, names[0]!, { stdin: o.interactive ? process.stdin : undefined, stdout: process.stdout, stderr: process.stderr });
-        if (code !== 0) throw new ExitError(code);
+        await withContainerIO({ raw: true, stdin: o.interactive ?? false }, () =>
+          startAttached(ctx, names[0]!, { ...(o.interactive ? { stdin: process.stdin } : {}), stdout: process.stdout, stderr: process.stderr }));
         return;
       }
       await eachContainer(targets(ctx, names, o), async (n) => {

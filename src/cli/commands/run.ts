@@ -4,9 +4,9 @@
  * the container's exit code; a container that could not be started exits 125/126/127 as podman.
  */
 import type { Command } from 'commander';
-import { handler, write, ExitError, printError } from '../output';
+import { handler, write } from '../output';
+import { withContainerIO } from '../container-io';
 import { defineCreateFlags, createOptions, pullForCreate, type CreateFlags } from './container-flags';
-import { RuntimeStartError } from '../../runtime/types';
 import type { EngineContext } from '../../engine/context';
 
 interface RunFlags extends CreateFlags {
@@ -15,25 +15,15 @@ interface RunFlags extends CreateFlags {
 
 async function run(ctx: EngineContext, image: string, command: string[], o: RunFlags): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { runContainer } = require('../../container/run') as typeof import('../../container/run');
+  const { runContainer } = require('../../container/run') as typeof import('../../container/run');
   await pullForCreate(ctx, image, o);
-  const stdin = o.interactive ? process.stdin : undefined;
-  const raw = o.tty && o.interactive && process.stdin.isTTY && !o.detach;
-  if (raw) process.stdin.setRawMode(true);
-  try {
-    const r = await runContainer(ctx, { ...createOptions(image, command, o, process.argv.slice(2)), detach: o.detach ?? false }, { ...(stdin ? { stdin } : {}), stdout: process.stdout, stderr: process.stderr });
+  await withContainerIO({ raw: (o.tty ?? false) && !o.detach, stdin: o.interactive ?? false }, async () => {
+    const r = await runContainer(ctx, { ...createOptions(image, command, o, process.argv.slice(2)), detach: o.detach ?? false }, {
+      ...(o.interactive ? { stdin: process.stdin } : {}), stdout: process.stdout, stderr: process.stderr,
+    });
     if (o.detach) write(r.id);
-    else if (r.exitCode !== 0) throw new ExitError(r.exitCode ?? 125);
-  } catch (e) {
-    if (e instanceof RuntimeStartError) {
-      printError(e);
-      throw new ExitError(e.exitCode);
-    }
-    throw e;
-  } finally {
-    if (raw) process.stdin.setRawMode(false);
-    if (stdin) process.stdin.pause();
-  }
+    return r.exitCode;
+  });
 }
 
 export function register(program: Command): void {
@@ -50,14 +40,7 @@ export function register_attach(program: Command): void {
     .action(handler(async (ctx, name: string, o: { stdin: boolean }) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { attachRunning } = require('../../container/run') as typeof import('../../container/run');
-      const raw = o.stdin && process.stdin.isTTY;
-      if (raw) process.stdin.setRawMode(true);
-      try {
-        const code = await attachRunning(ctx, name, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, noStdin: !o.stdin });
-        if (code !== 0) throw new ExitError(code);
-      } finally {
-        if (raw) process.stdin.setRawMode(false);
-        process.stdin.pause();
-      }
+      await withContainerIO({ raw: true, stdin: o.stdin }, () =>
+        attachRunning(ctx, name, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, noStdin: !o.stdin }));
     }));
 }
