@@ -228,7 +228,7 @@ test('run -i feeds stdin; logs -f follows until the container exits; --since; ex
   assert.match(badSince.stderr, /--since/);
 
   sb.ok(['run', '-d', '--name', 'slowstop', '--stop-timeout', '1', BASE, 'sleep', '60']);
-  sb.ok(['exec', '-d', 'slowstop', 'sh', '-c', 'echo from-exec-d > /tmp/marker']);
+  sb.ok(['exec', '-d', 'slowstop', 'sh', '-c', 'echo from-exec-d > /tmp/marker; sleep 30']); // returns at once though the process runs on
   await until('exec -d ran', () => sb.kiln(['exec', 'slowstop', 'cat', '/tmp/marker']).stdout === 'from-exec-d\n');
   const t0 = Date.now();
   sb.ok(['stop', 'slowstop']);

@@ -50,6 +50,11 @@ const COMMANDS: Record<string, Entry> = {
   exec: { summary: 'Run a process in a running container', module: 'exec' },
   attach: { summary: 'Attach to a running container', module: 'run' },
   container: { summary: 'Manage containers', module: 'container' },
+  cp: { summary: 'Copy files/folders between a container and the local filesystem', module: 'cp' },
+  diff: { summary: "Display the changes to the object's file system", module: 'diff' },
+  commit: { summary: 'Create new image based on the changed container', module: 'commit' },
+  top: { summary: 'Display the running processes of a container', module: 'top' },
+  port: { summary: 'List port mappings or a specific mapping for the container', module: 'port' },
 };
 
 export type Register = (program: Command) => void;

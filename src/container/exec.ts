@@ -13,8 +13,8 @@ import { KilnError } from '../errors';
 import type { EngineContext } from '../engine/context';
 import { openRuntime } from '../runtime/detect';
 import { clampRlimits, DEFAULT_RLIMITS, resolveUser } from '../runtime/spec';
-import type { OciProcess } from '../runtime/types';
-import { runtimeCall } from './conmon';
+import { RuntimeStartError, type OciProcess } from '../runtime/types';
+import { spawn } from 'node:child_process';
 import { containerRuntime, lookup } from './lifecycle';
 import { bundleDir, mergedDir, runDir } from './rootfs';
 import { effectiveCapabilities } from './spec';
@@ -61,9 +61,26 @@ export async function execInContainer(ctx: EngineContext, o: ExecOptions, io: { 
     try {
       const file = path.join(dir, 'process.json');
       fs.writeFileSync(file, JSON.stringify(proc));
-      await runtimeCall(rt.path, rt.root, ['exec', '--detach', '--process', file, c.id]).catch((e: Error) => {
-        throw new KilnError('E_RUNTIME', `${rt.name}: ${e.message}`);
+      // the detached process inherits the runtime's stdio: /dev/null, never a pipe of ours
+      // (kiln would wait for it to close); the runtime's errors go to a log file
+      const log = path.join(dir, 'runtime.log');
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn(rt.path, ['--root', rt.root, '--log', log, '--log-format', 'json', 'exec', '--detach', '--process', file, c.id], { stdio: 'ignore' });
+        child.once('error', reject);
+        child.once('exit', (n) => resolve(n));
       });
+      if (code !== 0) {
+        const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
+        const msgs = lines.map((l) => {
+          try {
+            return (JSON.parse(l) as { msg?: string }).msg ?? l;
+          } catch {
+            return l;
+          }
+        });
+        const msg = msgs[msgs.length - 1] ?? `exit status ${code}`;
+        throw new RuntimeStartError(rt.name, msg, /not found|no such file/i.test(msg) ? 'not-found' : /permission denied/i.test(msg) ? 'not-executable' : 'other');
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
