@@ -69,3 +69,6 @@ export function write(s: string): void {
   if (s.length === 0) return;
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 }
+
+/** commander's accumulator for a repeatable flag (`-e A -e B` → ['A', 'B']). */
+export const collect = (v: string, prev: string[]): string[] => [...prev, v];

@@ -17,46 +17,10 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { KilnError } from '../errors';
 import type { OciProcess } from '../runtime/types';
-import { RuntimeStartError } from '../runtime/types';
+import { startFailure } from '../runtime/runc';
 import { attachContainer, attachSocketPath, resizeTerminal } from './attach';
-import { CONMON } from './conmon';
+import { CONMON, pipeMessages } from './conmon';
 import type { Runtime } from './lifecycle';
-
-/** Successive JSON lines {"data": n, "message"?: s} from a conmon pipe. */
-function lineReader(sock: Socket): () => Promise<{ data?: number; message?: string } | undefined> {
-  let buf = '';
-  let ended = false;
-  const waiting: (() => void)[] = [];
-  const wake = () => waiting.splice(0).forEach((w) => w());
-  sock.on('data', (d: Buffer) => {
-    buf += d.toString();
-    wake();
-  });
-  sock.on('close', () => {
-    ended = true;
-    wake();
-  });
-  sock.on('error', () => {
-    ended = true;
-    wake();
-  });
-  return async () => {
-    for (;;) {
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          return JSON.parse(line) as { data?: number; message?: string };
-        } catch {
-          return { message: line };
-        }
-      }
-      if (ended) return undefined;
-      await new Promise<void>((r) => waiting.push(r));
-    }
-  };
-}
 
 export interface TerminalExec {
   containerId: string;
@@ -92,8 +56,8 @@ export async function execWithTerminal(o: TerminalExec): Promise<number> {
     });
     const stdio = child.stdio as unknown as Socket[];
     const [syncSock, startSock, attachPipe] = [stdio[3]!, stdio[4]!, stdio[5]!];
-    const sync = lineReader(syncSock);
-    const attached = lineReader(attachPipe);
+    const sync = pipeMessages(syncSock);
+    const attached = pipeMessages(attachPipe);
     child.unref();
     try {
       startSock.write(Buffer.from([0]));
@@ -105,7 +69,7 @@ export async function execWithTerminal(o: TerminalExec): Promise<number> {
         const started = await sync();
         if (started === undefined || started.data === undefined || started.data <= 0) {
           const msg = started?.message ?? 'conmon ended without starting the process';
-          throw new RuntimeStartError(o.runtime.name, msg, /not found|no such file/i.test(msg) ? 'not-found' : /permission denied/i.test(msg) ? 'not-executable' : 'other');
+          throw startFailure(o.runtime.name, msg);
         }
         const out = o.stdout as Writable & { columns?: number; rows?: number };
         if (out.columns && out.rows) {

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Socket } from 'node:net';
 import { KilnError } from '../errors';
-import { RuntimeStartError, type StartFailureReason } from '../runtime/types';
+import { startFailure } from '../runtime/runc';
 import { attachSocketPath } from './attach';
 
 export const CONMON = '/usr/bin/conmon';
@@ -64,11 +64,43 @@ function findConmon(): string {
   return CONMON;
 }
 
-/** How a runtime's create error reads, as podman maps it to exit codes 127/126/125. */
-function startReason(msg: string): StartFailureReason {
-  if (/executable file not found|no such file or directory/i.test(msg)) return 'not-found';
-  if (/permission denied|exec format error|is a directory/i.test(msg)) return 'not-executable';
-  return 'other';
+/**
+ * Successive messages on a conmon pipe (JSON lines {"data": n, "message"?: s}; a line that is not
+ * JSON becomes its message); undefined once the pipe closed.
+ */
+export function pipeMessages(sock: Socket): () => Promise<{ data?: number; message?: string } | undefined> {
+  let buf = '';
+  let ended = false;
+  const waiting: (() => void)[] = [];
+  const wake = () => waiting.splice(0).forEach((w) => w());
+  sock.on('data', (d: Buffer) => {
+    buf += d.toString();
+    wake();
+  });
+  sock.on('close', () => {
+    ended = true;
+    wake();
+  });
+  sock.on('error', () => {
+    ended = true;
+    wake();
+  });
+  return async () => {
+    for (;;) {
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          return JSON.parse(line) as { data?: number; message?: string };
+        } catch {
+          return { message: line };
+        }
+      }
+      if (ended) return undefined;
+      await new Promise<void>((r) => waiting.push(r));
+    }
+  };
 }
 
 /** Starts conmon, which creates (not starts) the container; resolves with conmon's and the container's pids. */
@@ -100,29 +132,15 @@ export async function launchConmon(o: ConmonOptions): Promise<Launched> {
     child.once('error', (e) => reject(new KilnError('E_RUNTIME', `cannot run ${conmon}: ${e.message}`, { cause: e })));
   });
   await spawned;
-  const reply = new Promise<string>((resolve) => {
-    let buf = '';
-    sync.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) resolve(buf.slice(0, buf.indexOf('\n')));
-    });
-    sync.on('close', () => resolve(buf));
-    sync.on('error', () => resolve(buf));
-  });
+  const next = pipeMessages(sync);
   start.end(Buffer.from([0]));
-  const line = await reply;
+  const msg = (await next()) ?? {};
   sync.destroy();
   start.destroy();
   child.unref();
-  let msg: { data?: number; message?: string } = {};
-  try {
-    msg = JSON.parse(line) as typeof msg;
-  } catch {
-    /* handled below */
-  }
   if (typeof msg.data !== 'number' || msg.data <= 0) {
-    const text = (msg.message ?? stderr.trim()) || `conmon exited without reporting the container (${line || 'no reply'})`;
-    throw new RuntimeStartError(o.runtimeName, text.replace(/^[^:]*runc[^:]*: /, '').trim(), startReason(text));
+    const text = (msg.message ?? stderr.trim()) || 'conmon exited without reporting the container';
+    throw startFailure(o.runtimeName, text.trim());
   }
   const conmonPid = Number(fs.readFileSync(path.join(o.runDir, 'conmon.pid'), 'utf8').trim());
   return { conmonPid, pid: msg.data };

@@ -4,6 +4,7 @@
  * does, then the container's dirs made and its record committed together. Nothing runs yet.
  */
 import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
 import { KilnError } from '../errors';
 import type { EngineContext } from '../engine/context';
 import { parseConfig } from '../image/manifest';
@@ -85,7 +86,7 @@ export function createContainer(ctx: EngineContext, o: CreateOptions): Container
   if (o.cpus !== undefined) {
     cpus = Number(o.cpus);
     if (!Number.isFinite(cpus) || cpus <= 0) throw new KilnError('E_INVALID_ARGUMENT', `--cpus ${JSON.stringify(o.cpus)}: must be a positive number`);
-    const max = (require('node:os') as typeof import('node:os')).availableParallelism();
+    const max = os.availableParallelism();
     if (cpus > max) throw new KilnError('E_INVALID_ARGUMENT', `--cpus ${o.cpus}: range of CPUs is from 0.01 to ${max}.00, as there are only ${max} CPUs available`);
   }
   if (o.pidsLimit !== undefined && !Number.isInteger(o.pidsLimit)) throw new KilnError('E_INVALID_ARGUMENT', `--pids-limit ${o.pidsLimit}: must be an integer`);

@@ -13,7 +13,8 @@ import { KilnError } from '../errors';
 import type { EngineContext } from '../engine/context';
 import { openRuntime } from '../runtime/detect';
 import { clampRlimits, DEFAULT_RLIMITS, resolveUser } from '../runtime/spec';
-import { RuntimeStartError, type OciProcess } from '../runtime/types';
+import type { OciProcess } from '../runtime/types';
+import { startFailure } from '../runtime/runc';
 import { spawn } from 'node:child_process';
 import { containerRuntime, lookup } from './lifecycle';
 import { bundleDir, mergedDir, runDir } from './rootfs';
@@ -79,7 +80,7 @@ export async function execInContainer(ctx: EngineContext, o: ExecOptions, io: { 
           }
         });
         const msg = msgs[msgs.length - 1] ?? `exit status ${code}`;
-        throw new RuntimeStartError(rt.name, msg, /not found|no such file/i.test(msg) ? 'not-found' : /permission denied/i.test(msg) ? 'not-executable' : 'other');
+        throw startFailure(rt.name, msg);
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KilnError } from '../errors';
-import { buildSpec, resolveUser, writeSpec, type MountRequest, type OciSpec } from '../runtime/spec';
+import { buildSpec, capName, resolveUser, writeSpec, type MountRequest, type OciSpec } from '../runtime/spec';
 import { readFileInRoot } from '../runtime/securejoin';
 import { seccompForSecurityOpt } from '../runtime/seccomp';
 import type { ContainerRecord } from './types';
@@ -55,9 +55,13 @@ export function allCapabilities(): string[] {
   return known.filter((_n, bit) => bnd === undefined || ((bnd >> BigInt(bit)) & 1n) === 1n);
 }
 
-function capName(c: string): string {
-  const n = c.toUpperCase();
-  return n.startsWith('CAP_') ? n : `CAP_${n}`;
+/** capName, with the flag named in its error. */
+function flagCap(flag: string, value: string): string {
+  try {
+    return capName(value);
+  } catch {
+    throw new KilnError('E_INVALID_ARGUMENT', `${flag} ${JSON.stringify(value)}: not a capability name`);
+  }
 }
 
 /** podman's rule: start from the defaults (or all with --privileged), add, then drop; ALL works both ways. */
@@ -65,13 +69,13 @@ export function effectiveCapabilities(c: ContainerRecord['config']): string[] {
   const all = allCapabilities();
   const known = knownCapabilities();
   let caps = new Set(c.privileged ? all : RUN_CAPABILITIES.filter((n) => all.includes(n)));
-  for (const a of c.capAdd.map(capName)) {
+  for (const a of c.capAdd.map((x) => flagCap('--cap-add', x))) {
     if (a === 'CAP_ALL') caps = new Set(all);
     else if (!known.includes(a)) throw new KilnError('E_INVALID_ARGUMENT', `--cap-add ${a}: unknown capability`);
     else if (!all.includes(a)) throw new KilnError('E_INVALID_ARGUMENT', `--cap-add ${a}: this host does not grant it to kiln (not in its bounding set)`);
     else caps.add(a);
   }
-  for (const d of c.capDrop.map(capName)) {
+  for (const d of c.capDrop.map((x) => flagCap('--cap-drop', x))) {
     if (d === 'CAP_ALL') caps.clear();
     else if (!known.includes(d)) throw new KilnError('E_INVALID_ARGUMENT', `--cap-drop ${d}: unknown capability`);
     else caps.delete(d);

@@ -14,19 +14,20 @@ import { StorageReference } from '../transports/storage';
 import { copyLayersParallel } from './parallel';
 import type { PullVerify } from '../signature/types';
 import { parseConfig, parseManifest } from '../image/manifest';
-import { MAX_SMALL_BLOB, readSmallBlob } from './blobs';
+import { MAX_SMALL_BLOB } from './blobs';
 import type { StorageDestination } from '../transports/storage';
 
 /**
  * Reads the image's config first, so that layers the store has under another blob with the
  * same diffID are taken from the store instead of fetched (StorageDestination.adoptStoredLayers).
- * copyImage reads the config again (one more small GET) and checks it fully.
+ * The config is kept by the source (RegistryImage.readSmall): copyImage's read of it is served
+ * from memory, and copyImage checks it fully.
  */
 async function adoptStoredLayers(img: RegistryImage, dest: StorageDestination, what: string): Promise<void> {
   const mblob = await img.manifest();
   const m = parseManifest(mblob, what);
   if (m.config.size > MAX_SMALL_BLOB) return;
-  const config = parseConfig(await readSmallBlob(img.client, img.repo, m.config, `${what}: config`), what);
+  const config = parseConfig(await img.readSmall(m.config, `${what}: config`), what);
   dest.adoptStoredLayers(m, mblob.mediaType, config.rootfs.diff_ids);
 }
 

@@ -201,13 +201,7 @@ export class OciCliRuntime implements OciRuntime {
     if (code === 0) return 0;
     const errors = logErrors(r.log);
     if (errors.length === 0) return code;
-    const message = errors.join('; ').replace(new RegExp(`^${this.name} (run|exec|create|start) failed: `), '');
-    const reason = classify(message);
-    const hint =
-      reason === 'not-found' ? 'the command is not in the image: check its spelling, the image\'s PATH, or give an absolute path'
-      : reason === 'not-executable' ? 'the command exists but cannot be executed: check its mode bits and that it is a binary or has a #! line'
-      : undefined;
-    throw new RuntimeStartError(this.name, message, reason, hint);
+    throw startFailure(this.name, errors.join('; '));
   }
 
   /** Sends KILL until the runtime process has exited; SIGKILLs the runtime itself after a grace period. */
@@ -322,6 +316,21 @@ export function logErrors(log: string): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The RuntimeStartError for a runtime's error text (`<runtime> run|exec|create|start failed: `
+ * and logrus decoration dropped), classified (127/126/125) with a hint saying what to check; for every caller that
+ * gets a runtime's start failure: this adapter, conmon's sync pipe, a detached exec's log.
+ */
+export function startFailure(runtime: string, text: string): RuntimeStartError {
+  const message = cleanStderr(text).replace(new RegExp(`^${runtime} (run|exec|create|start) failed: `), '');
+  const reason = classify(message);
+  const hint =
+    reason === 'not-found' ? 'the command is not in the image: check its spelling, the image\'s PATH, or give an absolute path'
+    : reason === 'not-executable' ? 'the command exists but cannot be executed: check its mode bits and that it is a binary or has a #! line'
+    : undefined;
+  return new RuntimeStartError(runtime, message, reason, hint);
 }
 
 /** runc's and crun's wordings for a missing or unexecutable command. */

@@ -206,7 +206,8 @@ function toOciMount(m: MountRequest): OciMount {
   return { destination, type: 'tmpfs', source: 'tmpfs', options: [...options, ...(m.options ?? [])] };
 }
 
-function capName(c: string): string {
+/** A capability name in the spec's form (CAP_X), from `x`, `X` or `CAP_X`; E_INVALID_ARGUMENT for anything else. */
+export function capName(c: string): string {
   const name = c.toUpperCase();
   if (!/^[A-Z_]+$/.test(name)) throw invalid(`capability ${JSON.stringify(c)} is not a capability name`);
   return name.startsWith('CAP_') ? name : `CAP_${name}`;

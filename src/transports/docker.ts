@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { BlobProgress, ProgressSink } from '../registry/progress';
 import { KilnError } from '../errors';
 import { MT, isIndexMediaType, type Descriptor, type Index } from '../image/oci';
@@ -26,7 +26,7 @@ import type { Digest } from '../util/digest';
 import { goArch } from '../image/platform';
 import { RegistryClient, type RegistryHostOptions } from '../registry/client';
 import { getManifest, putManifest } from '../registry/manifests';
-import { blobExists, mountBlob, openBlob, uploadBlob } from '../registry/blobs';
+import { blobExists, mountBlob, openBlob, readSmallBlob, uploadBlob } from '../registry/blobs';
 import { checkIndex } from './oci-layout';
 import type { ImageDestination, ImageReference, ImageSource, ManifestBlob, PutImageInput, SourceImage } from './types';
 
@@ -97,17 +97,36 @@ export class RegistryImage implements SourceImage {
     readonly topLevel: ManifestBlob,
     private readonly progress?: ProgressSink,
   ) {}
+  /** Small blobs already read whole (readSmall), served from memory by getBlob. */
+  private readonly small = new Map<Digest, Buffer>();
+
   async manifest(): Promise<ManifestBlob> {
     return this.m;
   }
+
+  /**
+   * A small blob (the config) read whole and verified, and kept: the copy's getBlob of the
+   * same blob then does not fetch it again (a pull reads the config before the layers).
+   */
+  async readSmall(desc: Descriptor, what: string): Promise<Buffer> {
+    let b = this.small.get(desc.digest);
+    if (b === undefined) {
+      b = await readSmallBlob(this.client, this.repo, desc, what);
+      this.small.set(desc.digest, b);
+    }
+    return b;
+  }
+
   async getBlob(desc: Descriptor): Promise<Readable> {
     const kind = CONFIG_TYPES.has(desc.mediaType) ? 'config' : 'blob';
+    const kept = this.small.get(desc.digest);
+    const open = async () => (kept !== undefined ? Readable.from([kept]) : openBlob(this.client, this.repo, desc, 'size'));
     // SourceImage's contract: the caller verifies the digest (destinations hash what they store)
     if (!this.progress) {
       this.log(`Copying ${kind} ${desc.digest}`);
-      return openBlob(this.client, this.repo, desc, 'size');
+      return open();
     }
-    return metered(await openBlob(this.client, this.repo, desc, 'size'), this.progress.blob(kind, desc.digest, desc.size));
+    return metered(await open(), this.progress.blob(kind, desc.digest, desc.size));
   }
 }
 

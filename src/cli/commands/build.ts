@@ -8,12 +8,10 @@ import * as fs from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { RegistryFlags } from '../../registry/host-options';
 import { parseGoBool } from '../../build/frontend/flags';
-import { handler, write, printError, ExitError } from '../output';
+import { handler, write, printError, ExitError, collect } from '../output';
 import { KilnError, withContext } from '../../errors';
 import type { BuildOptions } from '../../build/build';
 import type { SecretSource } from '../../build/env';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 /**
  * The value of a `--flag [bool]` option, as Go's strconv.ParseBool reads it. Anything else is

@@ -5,12 +5,10 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { handler, write } from '../output';
+import { handler, write, collect } from '../output';
 import { parseGoBool } from '../../build/frontend/flags';
 import { KilnError } from '../../errors';
 import type { EngineContext } from '../../engine/context';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface Opts {
   quiet?: boolean;

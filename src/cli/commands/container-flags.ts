@@ -2,8 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { CreateOptions } from '../../container/create';
 import { KilnError } from '../../errors';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
+import { collect } from '../output';
 
 function int(flag: string) {
   return (v: string) => {

@@ -1,10 +1,8 @@
 /** `kiln exec [-i] [-d] [-e] [-u] [-w] CONTAINER COMMAND…` (container/exec.ts). */
 import type { Command } from 'commander';
-import { handler } from '../output';
+import { handler, collect } from '../output';
 import { withContainerIO } from '../container-io';
 import { KilnError } from '../../errors';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface Opts {
   interactive?: boolean;

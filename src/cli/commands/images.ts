@@ -1,6 +1,6 @@
 /** `kiln images` (and `kiln image ls`): podman's columns, -q, --digests, --no-trunc, --format. */
 import type { Command } from 'commander';
-import { handler, write } from '../output';
+import { handler, write, collect } from '../output';
 import { listImages, summarize } from '../../engine/images';
 import { readConfig } from '../../engine/inspect';
 import { splitStoredName } from '../../image/reference';
@@ -18,8 +18,6 @@ interface Opts {
   filter: string[];
   sort: string;
 }
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function defineImages(cmd: Command): Command {
   return cmd

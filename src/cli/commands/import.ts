@@ -1,9 +1,7 @@
 /** `kiln import [-c CHANGE]... [-m MSG] [-q] TARBALL [NAME]`: prints the new image's ID (sha256:…, as podman). */
 import type { Command } from 'commander';
-import { handler, write } from '../output';
+import { handler, write, collect } from '../output';
 import { importImage } from '../../engine/import';
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function defineImport(cmd: Command): Command {
   return cmd

@@ -1,6 +1,6 @@
 /** `kiln ps` (and `kiln container ls`): podman's columns, -a, -q, -n, --no-trunc, --filter, --format. */
 import type { Command } from 'commander';
-import { handler, write } from '../output';
+import { handler, write, collect } from '../output';
 import { listContainers, listed } from '../../container/list';
 import { formatReport, isJsonFormat } from '../../format/report';
 import { timeAgo } from '../../format/units';
@@ -16,8 +16,6 @@ interface Opts {
   last?: number;
   latest?: boolean;
 }
-
-const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function definePs(cmd: Command): Command {
   return cmd

@@ -6,7 +6,7 @@
  * container code (src/container/lifecycle.ts removeContainer), loaded only then.
  */
 import type { Command } from 'commander';
-import { handler, write, printError, ExitError } from '../output';
+import { handler, write, printError, ExitError, collect } from '../output';
 import {
   createVolume,
   inspectVolumes,
@@ -26,7 +26,6 @@ import { goJson } from '../../format/units';
 import { KilnError } from '../../errors';
 import type { EngineContext } from '../../engine/context';
 
-const collect = (v: string, prev: string[]) => [...prev, v];
 /** pflag's `strings` flags (--label, ls --filter) also split each value at commas. */
 const collectCsv = (v: string, prev: string[]) => [...prev, ...v.split(',')];
 /** podman 4.3.1 treats `{{json .}}` like `json` for volume ls and inspect. */
